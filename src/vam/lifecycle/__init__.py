@@ -1,0 +1,1 @@
+"""vam.lifecycle."""

@@ -1,0 +1,105 @@
+"""Plain data shared by the media modules: what a probe found, what a profile asks for, what to encode."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What ffprobe says about a source (after validation)."""
+
+    container: str  # ffprobe format_name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+    duration: float  # seconds
+    size_bytes: int
+    bit_rate: int | None  # bits/s of the whole file, when known
+    video_codec: str  # e.g. "h264"
+    width: int  # coded width, as stored
+    height: int  # coded height, as stored
+    sample_aspect_ratio: str  # "1:1" when square pixels
+    rotation: int  # degrees clockwise the player must rotate: 0, 90, 180 or 270
+    display_width: int  # upright display size: rotation and SAR applied
+    display_height: int
+    fps: float  # average frame rate
+    fps_fraction: str  # e.g. "25/1", "30000/1001"
+    frame_count: int  # counted or estimated from duration * fps
+    pix_fmt: str
+    audio_codec: str | None = None
+    audio_channels: int | None = None
+    audio_sample_rate: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MediaInfo:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One rung of a profile's ladder, as written in the profile YAML."""
+
+    name: str  # e.g. "1080p"
+    height: int  # target height of the short side for portrait, of the height for landscape
+    codec: str  # "h264" | "hevc" | "av1"
+    video_bitrate_kbps: int  # target/max bitrate
+    crf: int | None = None  # constant-quality with -maxrate/-bufsize cap when set
+    preset: str = "veryfast"
+    profile: str | None = None  # codec profile, e.g. "high"
+    audio_bitrate_kbps: int = 128
+    min_vmaf: float = 0.0  # quality gate thresholds for this rung
+    min_ssim: float = 0.0
+    min_psnr: float = 0.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A versioned encoding profile (include/encoding_profiles/NAME.yaml)."""
+
+    name: str
+    version: int
+    segment_seconds: float  # HLS/DASH segment duration; GOP is aligned with it
+    rungs: tuple[Rung, ...]
+    audio_codec: str = "aac"
+    audio_channels: int = 2
+    audio_sample_rate: int = 48000
+    vmaf_model: str = "vmaf_v0.6.1"
+    vmaf_n_subsample: int = 1  # score every n-th frame
+    max_frame_delta: int = 1  # gate: rendition frame count may differ from the source by at most this
+    max_duration_delta: float = 0.25  # gate: seconds
+    description: str = ""
+
+    @property
+    def key(self) -> str:
+        """``name@version``, used in output keys and catalog rows."""
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class RenditionPlan:
+    """One rendition to encode for one asset: a rung fitted to the source."""
+
+    name: str  # rung name, or "source" sized when the source is below the lowest rung
+    codec: str
+    width: int  # output width (even), upright
+    height: int  # output height (even), upright
+    video_bitrate_kbps: int
+    crf: int | None
+    preset: str
+    profile: str | None
+    gop_frames: int  # keyframe interval: segment_seconds * fps, rounded
+    fps: float
+    audio_bitrate_kbps: int
+    min_vmaf: float
+    min_ssim: float
+    min_psnr: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RenditionPlan:
+        return cls(**data)

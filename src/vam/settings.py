@@ -1,0 +1,91 @@
+"""Settings: embedded defaults, overridden by one YAML config file, overridden by environment variables.
+
+Every setting has an environment variable ``VAM_<NAME>`` (upper case) and a key ``<name>`` in the
+YAML file named by ``VAM_CONFIG``. With nothing set, vam keeps everything under ``VAM_HOME``
+(objects as file:// URIs, the local catalog) so it runs on a fresh machine with no configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
+
+from vam.errors import VamError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "vam"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: str = ""
+    catalog_dsn: str = "auto"  # "auto": the machine's PostgreSQL on 127.0.0.1:5432, else embedded
+    landing_uri: str = ""  # where new sources are dropped (polled by the ingest DAG)
+    processed_uri: str = ""  # renditions, segments, manifests
+    quarantine_uri: str = ""  # copies of rejected sources
+    work_dir: str = ""  # local scratch space for media tasks
+    profiles_dir: str = ""
+    profile: str = "default"
+    s3_endpoint_url: str = ""  # empty: AWS; else an S3-compatible endpoint (SeaweedFS locally)
+    s3_region: str = "us-east-1"
+    aws_conn_id: str = "aws_default"  # Airflow connection used by the DAGs for S3, when defined
+    ingest_interval_seconds: int = 60
+    task_retries: int = 2
+    ffmpeg: str = ""  # empty: the binary in the imageio-ffmpeg wheel
+    ffprobe: str = ""  # empty: ffprobe on PATH
+    ffmpeg_threads: int = 0  # 0: ffmpeg decides
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home)
+
+
+_INT_FIELDS = {f.name for f in fields(Settings) if f.type in ("int", int)}
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build the settings from defaults, the ``VAM_CONFIG`` YAML file and ``VAM_*`` variables."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    config_path = env.get("VAM_CONFIG")
+    if config_path:
+        path = Path(config_path)
+        if not path.is_file():
+            raise VamError(f"VAM_CONFIG points to {path}, which is not a file")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise VamError(f"{path} must hold a mapping of setting names to values")
+        known = {f.name for f in fields(Settings)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise VamError(f"unknown settings in {path}: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        values.update(data)
+    for f in fields(Settings):
+        key = f"VAM_{f.name.upper()}"
+        if key in env:
+            values[f.name] = env[key]
+    for name in _INT_FIELDS & values.keys():
+        try:
+            values[name] = int(values[name])  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            raise VamError(f"setting {name} must be an integer, got {values[name]!r}") from None
+    home = Path(str(values.get("home") or _default_home())).expanduser().resolve()
+    values["home"] = str(home)
+    defaults = {
+        "landing_uri": (home / "objects" / "landing").as_uri(),
+        "processed_uri": (home / "objects" / "processed").as_uri(),
+        "quarantine_uri": (home / "objects" / "quarantine").as_uri(),
+        "work_dir": str(home / "work"),
+        "profiles_dir": str(REPO_ROOT / "include" / "encoding_profiles"),
+    }
+    for key, default in defaults.items():
+        if not values.get(key):
+            values[key] = default
+    return Settings(**values)  # type: ignore[arg-type]
