@@ -65,7 +65,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         known = {f.name for f in fields(Settings)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise VamError(f"unknown settings in {path}: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise VamError(
+                f"unknown settings in {path}: {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         values.update(data)
     for f in fields(Settings):
         key = f"VAM_{f.name.upper()}"

@@ -1,0 +1,372 @@
+"""Probe a source with ffprobe and reject what is not a usable video.
+
+:func:`probe` returns a :class:`~vam.media.types.MediaInfo` or raises
+:class:`~vam.errors.RejectedInput` whose ``code`` is one of:
+
+``empty_file``          the file has 0 bytes
+``not_a_video``         ffprobe cannot parse it (text, garbage) or it is a still image
+``no_video_stream``     a media file without a video stream (audio only; cover art does not count)
+``truncated``           the container is recognised but the data stops early
+``undecodable``         the video stream does not decode
+``absurd_dimensions``   a side below/above the limits or too many pixels
+``absurd_duration``     too short, too long or unknown
+
+Besides ffprobe it decodes the first frames and the last second of the video stream (cheap, and the
+only way to catch an MP4 cut in half whose index is at the front).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vam.errors import RejectedInput, ToolError
+from vam.media import tools
+from vam.media.types import MediaInfo
+
+log = logging.getLogger(__name__)
+
+# Demuxers that read still images (or text rendered as an image): a file they parse is not a video.
+_IMAGE_FORMATS = {"image2", "tty", "apng", "webp", "ico", "svg"}
+# Demuxer messages that mean "the data stops before the container's index says it should".
+_TRUNCATION_HINTS = ("partial file", "stream ends prematurely")
+_ISO_BMFF_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"styp", b"sidx", b"moof", b"pnot"}
+
+
+@dataclass(frozen=True)
+class ValidationLimits:
+    """What :func:`probe` accepts."""
+
+    min_side: int = 16  # pixels, coded and displayed
+    max_side: int = 8192
+    max_pixels: int = 8192 * 4320
+    min_duration: float = 0.1  # seconds; a source must be longer than this
+    max_duration: float = 24 * 3600.0
+    decode_check: bool = True  # decode the first frames and the last second
+    head_frames: int = 3
+    tail_seconds: float = 1.0
+    ffprobe_timeout: float = 120.0
+    decode_timeout: float = 300.0
+    count_timeout: float = 1800.0  # counting packets reads the whole file
+
+
+def probe(path: str | Path, *, limits: ValidationLimits | None = None) -> MediaInfo:
+    """Describe the video at ``path`` or raise :class:`RejectedInput` saying why it is not usable."""
+    limits = limits or ValidationLimits()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"cannot probe {path}: no such file")
+    size = path.stat().st_size
+    if size == 0:
+        raise RejectedInput(
+            "empty_file", f"{path.name} is 0 bytes: the upload or copy produced an empty file; send it again"
+        )
+
+    try:
+        data = tools.run_ffprobe_json(
+            ["-show_format", "-show_streams", _input(path)], timeout=limits.ffprobe_timeout
+        )
+    except ToolError as exc:
+        raise _classify_unreadable(path, exc.stderr_tail) from None
+
+    fmt: dict[str, Any] = data.get("format") or {}
+    streams: list[dict[str, Any]] = data.get("streams") or []
+    format_name = str(fmt.get("format_name") or "")
+    video = _first_video_stream(streams)
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+
+    if format_name in _IMAGE_FORMATS or format_name.endswith("_pipe"):
+        raise RejectedInput(
+            "not_a_video", f"{path.name} is a still image ({format_name}), not a video; upload a video file"
+        )
+    if video is None:
+        if audio is not None:
+            raise RejectedInput(
+                "no_video_stream",
+                f"{path.name} has no video stream (only {_describe_streams(streams)}); "
+                "upload a file that contains video",
+            )
+        raise RejectedInput(
+            "not_a_video", f"{path.name} has no audio or video stream ({format_name or 'unknown format'})"
+        )
+
+    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+    sar_num, sar_den = _parse_ratio(video.get("sample_aspect_ratio"), default=(1, 1))
+    rotation = _rotation(video)
+    display_width, display_height = _display_size(width, height, sar_num, sar_den, rotation)
+    _check_dimensions(path, width, height, display_width, display_height, limits)
+
+    duration = _duration(fmt, video)
+    if duration is None or not math.isfinite(duration):
+        raise RejectedInput("absurd_duration", f"{path.name}: ffprobe cannot tell its duration")
+    if duration <= limits.min_duration or duration > limits.max_duration:
+        raise RejectedInput(
+            "absurd_duration",
+            f"{path.name} lasts {duration:.3f} s; accepted: more than {limits.min_duration:g} s "
+            f"and at most {limits.max_duration / 3600:g} h",
+        )
+
+    fps_fraction, fps = _frame_rate(video)
+    if limits.decode_check:
+        _check_decodes(path, duration, limits)
+
+    frame_count = _frame_count(path, video, duration, fps, limits)
+    if fps <= 0 and frame_count > 0:
+        fps = frame_count / duration
+        fps_fraction = f"{frame_count}/{duration:g}"
+    if fps <= 0:
+        raise RejectedInput("undecodable", f"{path.name}: ffprobe reports no frame rate for the video stream")
+
+    bit_rate = fmt.get("bit_rate")
+    info = MediaInfo(
+        container=format_name,
+        duration=duration,
+        size_bytes=size,
+        bit_rate=int(bit_rate) if _is_int(bit_rate) else None,
+        video_codec=str(video.get("codec_name") or "unknown"),
+        width=width,
+        height=height,
+        sample_aspect_ratio=f"{sar_num}:{sar_den}",
+        rotation=rotation,
+        display_width=display_width,
+        display_height=display_height,
+        fps=fps,
+        fps_fraction=fps_fraction,
+        frame_count=frame_count,
+        pix_fmt=str(video.get("pix_fmt") or ""),
+        audio_codec=str(audio.get("codec_name")) if audio and audio.get("codec_name") else None,
+        audio_channels=int(audio["channels"]) if audio and _is_int(audio.get("channels")) else None,
+        audio_sample_rate=int(audio["sample_rate"]) if audio and _is_int(audio.get("sample_rate")) else None,
+    )
+    log.info(
+        "probed %s: %s %dx%d (display %dx%d, rotation %d) %.3f s %s fps, %d frames, audio %s",
+        path.name, info.video_codec, width, height, display_width, display_height, rotation,
+        duration, fps_fraction, frame_count, info.audio_codec,
+    )  # fmt: skip
+    return info
+
+
+# -- what went wrong -------------------------------------------------------------------------------
+
+
+def _classify_unreadable(path: Path, stderr: str) -> RejectedInput:
+    """ffprobe could not open the file: a truncated container or not media at all."""
+    detail = _summary(stderr, path)
+    if _looks_like_container(path) or any(h in stderr.lower() for h in _TRUNCATION_HINTS):
+        return RejectedInput(
+            "truncated",
+            f"{path.name} starts like a video container but cannot be read to the end ({detail}); "
+            "the upload or copy was probably cut off: send the complete file again",
+        )
+    return RejectedInput(
+        "not_a_video", f"{path.name} is not a video file ffmpeg can read ({detail}); upload a video file"
+    )
+
+
+def _looks_like_container(path: Path) -> bool:
+    """True when the file starts with the signature of a video container (MP4/MOV, Matroska, AVI, ...)."""
+    with path.open("rb") as f:
+        head = f.read(16)
+    if len(head) >= 8 and head[4:8] in _ISO_BMFF_BOXES:
+        return True
+    return head.startswith((b"\x1a\x45\xdf\xa3", b"FLV", b"OggS", b"\x00\x00\x01\xba")) or (
+        head.startswith(b"RIFF") and head[8:12] in (b"AVI ", b"AVIX")
+    )
+
+
+def _check_dimensions(
+    path: Path, width: int, height: int, display_width: int, display_height: int, limits: ValidationLimits
+) -> None:
+    for label, w, h in (("coded", width, height), ("display", display_width, display_height)):
+        if min(w, h) < limits.min_side or max(w, h) > limits.max_side or w * h > limits.max_pixels:
+            raise RejectedInput(
+                "absurd_dimensions",
+                f"{path.name} has a {label} size of {w}x{h}; accepted: sides of {limits.min_side}"
+                f"-{limits.max_side} px and at most {limits.max_pixels} pixels",
+            )
+
+
+def _check_decodes(path: Path, duration: float, limits: ValidationLimits) -> None:
+    """Decode the first frames and the last second of the first video stream."""
+    head_ok, head_frames, head_err = _decode(path, ["-frames:v", str(limits.head_frames)], [], limits)
+    if not head_ok or head_frames == 0:
+        if any(h in head_err.lower() for h in _TRUNCATION_HINTS):
+            raise RejectedInput(
+                "truncated",
+                f"{path.name}: the video data stops early ({_summary(head_err, path)}); "
+                "send the complete file again",
+            )
+        raise RejectedInput(
+            "undecodable",
+            f"{path.name}: the video stream does not decode ({_summary(head_err, path) or 'no frames'}); "
+            "the file is corrupt or uses a codec ffmpeg cannot decode",
+        )
+    tail = min(limits.tail_seconds, duration)
+    tail_ok, tail_frames, tail_err = _decode(path, [], ["-sseof", f"-{tail:g}"], limits)
+    if not tail_ok or tail_frames == 0:
+        raise RejectedInput(
+            "truncated",
+            f"{path.name}: the first frames decode but the last {tail:g} s do not "
+            f"({_summary(tail_err, path) or 'no frames there'}); the file is cut short or corrupt at the end: "
+            "send the complete file again",
+        )
+
+
+def _decode(
+    path: Path, output_args: list[str], input_args: list[str], limits: ValidationLimits
+) -> tuple[bool, int, str]:
+    """Decode the first video stream to nowhere; return (exited 0, frames decoded, stderr tail)."""
+    argv = [
+        tools.ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", "-xerror",
+        *input_args, "-i", _input(path),
+        "-map", "0:v:0", "-an", "-sn", "-dn", *output_args,
+        "-f", "null", "-progress", "pipe:1", "-nostats", "-",
+    ]  # fmt: skip
+    try:
+        result = tools.run(argv, timeout=limits.decode_timeout, log_progress=False)
+    except ToolError as exc:
+        return False, 0, exc.stderr_tail
+    frames = [int(m) for m in re.findall(r"^frame=(\d+)$", result.stdout, flags=re.MULTILINE)]
+    return True, frames[-1] if frames else 0, result.stderr
+
+
+# -- what the streams say --------------------------------------------------------------------------
+
+
+def _first_video_stream(streams: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The first video stream that is not cover art (an attached picture)."""
+    for stream in streams:
+        if stream.get("codec_type") != "video":
+            continue
+        if (stream.get("disposition") or {}).get("attached_pic"):
+            continue
+        return stream
+    return None
+
+
+def _rotation(stream: dict[str, Any]) -> int:
+    """Degrees clockwise the player rotates the picture: 0, 90, 180 or 270.
+
+    ffprobe reports the display matrix rotation counter-clockwise (``rotation: -90`` is a quarter
+    turn clockwise); the legacy ``rotate`` tag is already clockwise.
+    """
+    for side in stream.get("side_data_list") or []:
+        if side.get("side_data_type") == "Display Matrix" and side.get("rotation") is not None:
+            try:
+                return _snap_rotation(-float(side["rotation"]))
+            except (TypeError, ValueError):
+                break
+    rotate = (stream.get("tags") or {}).get("rotate")
+    if rotate is not None:
+        try:
+            return _snap_rotation(float(rotate))
+        except (TypeError, ValueError):
+            pass
+    return 0
+
+
+def _snap_rotation(degrees: float) -> int:
+    return int(round(degrees / 90.0)) * 90 % 360
+
+
+def _display_size(width: int, height: int, sar_num: int, sar_den: int, rotation: int) -> tuple[int, int]:
+    """Upright display size: the sample aspect ratio stretches the width (to an even size), then rotation."""
+    display_width = width
+    if sar_num != sar_den:
+        display_width = max(2, 2 * round(width * sar_num / sar_den / 2))
+    if rotation in (90, 270):
+        return height, display_width
+    return display_width, height
+
+
+def _parse_ratio(value: Any, *, default: tuple[int, int]) -> tuple[int, int]:
+    """``"16:15"`` or ``"30000/1001"`` to a pair of positive ints; ``default`` when absent or zero."""
+    if not isinstance(value, str):
+        return default
+    parts = re.split(r"[:/]", value)
+    if len(parts) != 2 or not all(_is_int(p) for p in parts):
+        return default
+    num, den = int(parts[0]), int(parts[1])
+    if num <= 0 or den <= 0:
+        return default
+    return num, den
+
+
+def _frame_rate(stream: dict[str, Any]) -> tuple[str, float]:
+    """(fraction, fps) from avg_frame_rate, else r_frame_rate; ("0/1", 0.0) when neither is known."""
+    for key in ("avg_frame_rate", "r_frame_rate"):
+        num, den = _parse_ratio(stream.get(key), default=(0, 1))
+        if num > 0:
+            return f"{num}/{den}", num / den
+    return "0/1", 0.0
+
+
+def _duration(fmt: dict[str, Any], stream: dict[str, Any]) -> float | None:
+    for value in (fmt.get("duration"), stream.get("duration")):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            continue
+    tag = (stream.get("tags") or {}).get("DURATION")  # Matroska: "00:00:02.000000000"
+    if isinstance(tag, str):
+        match = re.fullmatch(r"(\d+):(\d+):(\d+(?:\.\d+)?)", tag.strip())
+        if match:
+            hours, minutes, seconds = match.groups()
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    return None
+
+
+def _frame_count(
+    path: Path, stream: dict[str, Any], duration: float, fps: float, limits: ValidationLimits
+) -> int:
+    """nb_frames from the container, else counted packets (reads but does not decode), else duration*fps."""
+    if _is_int(stream.get("nb_frames")) and int(stream["nb_frames"]) > 0:
+        return int(stream["nb_frames"])
+    try:
+        data = tools.run_ffprobe_json(
+            ["-count_packets", "-select_streams", "v:0", "-show_entries", "stream=nb_read_packets",
+             _input(path)],
+            timeout=limits.count_timeout,
+        )  # fmt: skip
+        counted = (data.get("streams") or [{}])[0].get("nb_read_packets")
+        if _is_int(counted) and int(counted) > 0:
+            return int(counted)
+    except ToolError as exc:
+        log.warning("counting packets of %s failed; estimating frames from duration: %s", path, exc)
+    return max(1, round(duration * fps))
+
+
+def _input(path: Path) -> str:
+    """An absolute path: never mistaken for an option (leading "-") or a protocol ("x:...")."""
+    return str(path.absolute())
+
+
+def _is_int(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, str) and value.strip().lstrip("-").isdigit()
+
+
+def _describe_streams(streams: list[dict[str, Any]]) -> str:
+    kinds = [f"{s.get('codec_type', '?')} ({s.get('codec_name', '?')})" for s in streams]
+    return ", ".join(kinds) or "nothing"
+
+
+def _summary(text: str, path: Path, limit: int = 2) -> str:
+    """The first distinct messages of an ffmpeg/ffprobe stderr, without "[demuxer @ 0x...]" prefixes."""
+    seen: list[str] = []
+    for raw in text.splitlines():
+        line = re.sub(r"^(\[[^\]]*@ 0x[0-9a-f]+\]\s*)+", "", raw.strip()).replace(
+            str(path.absolute()), path.name
+        )
+        if line and line not in seen:
+            seen.append(line)
+        if len(seen) == limit:
+            break
+    return "; ".join(seen)
