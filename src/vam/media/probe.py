@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # Demuxers that read still images (or text rendered as an image): a file they parse is not a video.
 _IMAGE_FORMATS = {"image2", "tty", "apng", "webp", "ico", "svg"}
 # Demuxer messages that mean "the data stops before the container's index says it should".
-_TRUNCATION_HINTS = ("partial file", "stream ends prematurely")
+_TRUNCATION_HINTS = ("partial file", "stream ends prematurely", "file ended prematurely")
 _ISO_BMFF_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"styp", b"sidx", b"moof", b"pnot"}
 
 
@@ -112,7 +112,13 @@ def probe(path: str | Path, *, limits: ValidationLimits | None = None) -> MediaI
 
     fps_fraction, fps = _frame_rate(video)
     if limits.decode_check:
-        _check_decodes(path, duration, limits)
+        _check_decodes(
+            path,
+            _video_end(fmt, video, duration),
+            fps,
+            limits,
+            data_missing=_index_exceeds_file(fmt, streams, size, duration),
+        )
 
     frame_count = _frame_count(path, video, duration, fps, limits)
     if fps <= 0 and frame_count > 0:
@@ -156,7 +162,7 @@ def probe(path: str | Path, *, limits: ValidationLimits | None = None) -> MediaI
 def _classify_unreadable(path: Path, stderr: str) -> RejectedInput:
     """ffprobe could not open the file: a truncated container or not media at all."""
     detail = _summary(stderr, path)
-    if _looks_like_container(path) or any(h in stderr.lower() for h in _TRUNCATION_HINTS):
+    if _looks_like_container(path) or _mentions_truncation(stderr):
         return RejectedInput(
             "truncated",
             f"{path.name} starts like a video container but cannot be read to the end ({detail}); "
@@ -190,30 +196,56 @@ def _check_dimensions(
             )
 
 
-def _check_decodes(path: Path, duration: float, limits: ValidationLimits) -> None:
-    """Decode the first frames and the last second of the first video stream."""
+def _check_decodes(
+    path: Path, video_end: float, fps: float, limits: ValidationLimits, *, data_missing: bool
+) -> None:
+    """Decode the first frames and the last second (at least two frames' worth) of the first video stream.
+
+    The tail is taken from the end of the video stream, not of the file: a video shorter than its
+    audio is not truncated.
+
+    ``data_missing``: the container's index describes more media than the file holds; a failure to
+    decode is then reported as ``truncated`` rather than ``undecodable``.
+    """
     head_ok, head_frames, head_err = _decode(path, ["-frames:v", str(limits.head_frames)], [], limits)
     if not head_ok or head_frames == 0:
-        if any(h in head_err.lower() for h in _TRUNCATION_HINTS):
+        if data_missing or _mentions_truncation(head_err):
             raise RejectedInput(
                 "truncated",
-                f"{path.name}: the video data stops early ({_summary(head_err, path)}); "
-                "send the complete file again",
+                f"{path.name}: the file stops early, the first frames cannot be decoded "
+                f"({_summary(head_err, path) or 'no frames'}); send the complete file again",
             )
         raise RejectedInput(
             "undecodable",
             f"{path.name}: the video stream does not decode ({_summary(head_err, path) or 'no frames'}); "
             "the file is corrupt or uses a codec ffmpeg cannot decode",
         )
-    tail = min(limits.tail_seconds, duration)
-    tail_ok, tail_frames, tail_err = _decode(path, [], ["-sseof", f"-{tail:g}"], limits)
-    if not tail_ok or tail_frames == 0:
+    tail = max(limits.tail_seconds, 2.0 / fps if fps > 0 else 0.0)
+    tail_start = max(0.0, video_end - tail)
+    tail_ok, tail_frames, tail_err = _decode(path, [], ["-ss", f"{tail_start:.3f}"], limits)
+    if not tail_ok or tail_frames == 0 or _mentions_truncation(tail_err):
+        detail = _summary(tail_err, path) or "no frames there"
         raise RejectedInput(
             "truncated",
-            f"{path.name}: the first frames decode but the last {tail:g} s do not "
-            f"({_summary(tail_err, path) or 'no frames there'}); the file is cut short or corrupt at the end: "
-            "send the complete file again",
+            f"{path.name}: the first frames decode but the last {tail:g} s do not ({detail}); "
+            "the file is cut short or corrupt at the end: send the complete file again",
         )
+
+
+def _mentions_truncation(stderr: str) -> bool:
+    lowered = stderr.lower()
+    return any(hint in lowered for hint in _TRUNCATION_HINTS)
+
+
+def _index_exceeds_file(
+    fmt: dict[str, Any], streams: list[dict[str, Any]], size: int, duration: float
+) -> bool:
+    """MP4/MOV only: the streams' bit rates (computed from the sample index) describe clearly more
+    bytes than the file has. Used to name a decode failure, never to reject on its own."""
+    if "mp4" not in str(fmt.get("format_name")) or duration <= 0:
+        return False
+    indexed_bits = sum(int(s["bit_rate"]) for s in streams if _is_int(s.get("bit_rate")))
+    return indexed_bits > 0 and size * 8 < 0.9 * indexed_bits * duration
 
 
 def _decode(
@@ -306,11 +338,15 @@ def _frame_rate(stream: dict[str, Any]) -> tuple[str, float]:
 
 
 def _duration(fmt: dict[str, Any], stream: dict[str, Any]) -> float | None:
-    for value in (fmt.get("duration"), stream.get("duration")):
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            continue
+    """The file's duration (what a player shows), else the video stream's."""
+    value = _float(fmt.get("duration"))
+    return value if value is not None else _stream_duration(stream)
+
+
+def _stream_duration(stream: dict[str, Any]) -> float | None:
+    value = _float(stream.get("duration"))
+    if value is not None:
+        return value
     tag = (stream.get("tags") or {}).get("DURATION")  # Matroska: "00:00:02.000000000"
     if isinstance(tag, str):
         match = re.fullmatch(r"(\d+):(\d+):(\d+(?:\.\d+)?)", tag.strip())
@@ -318,6 +354,23 @@ def _duration(fmt: dict[str, Any], stream: dict[str, Any]) -> float | None:
             hours, minutes, seconds = match.groups()
             return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
     return None
+
+
+def _video_end(fmt: dict[str, Any], stream: dict[str, Any], duration: float) -> float:
+    """Where the video stream ends, in seconds from the start of the file (what input ``-ss`` takes)."""
+    stream_duration = _stream_duration(stream)
+    if stream_duration is None:
+        return duration
+    offset = (_float(stream.get("start_time")) or 0.0) - (_float(fmt.get("start_time")) or 0.0)
+    return max(0.0, offset) + stream_duration
+
+
+def _float(value: Any) -> float | None:
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    return result if math.isfinite(result) else None
 
 
 def _frame_count(
@@ -365,7 +418,7 @@ def _summary(text: str, path: Path, limit: int = 2) -> str:
         line = re.sub(r"^(\[[^\]]*@ 0x[0-9a-f]+\]\s*)+", "", raw.strip()).replace(
             str(path.absolute()), path.name
         )
-        if line and line not in seen:
+        if line and line not in seen and not line.startswith("Last message repeated"):
             seen.append(line)
         if len(seen) == limit:
             break

@@ -1,1 +1,241 @@
-"""vam.storage."""
+"""vam.storage: one small object-store interface over URIs, plus checksums and verified copies.
+
+``store_for(uri)`` returns the store for a URI's scheme from a module-level registry:
+``file://`` always works; ``s3://`` uses the client given to ``configure(s3_client=...)`` or else
+one built on first use from the settings (``s3_endpoint_url``, ``s3_region``) and credentials
+from ``VAM_S3_ACCESS_KEY``/``VAM_S3_SECRET_KEY`` or boto3's standard chain (``AWS_*`` variables).
+Other backends (gs, ftp) plug in with ``register_scheme``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+from vam.errors import ChecksumMismatch, StorageError
+from vam.storage.base import ObjectInfo, ObjectStore
+from vam.storage.file import FileStore
+
+__all__ = [
+    "ObjectInfo",
+    "ObjectStore",
+    "configure",
+    "copy_verified",
+    "parse_uri",
+    "register_scheme",
+    "sha256_file",
+    "sha256_object",
+    "store_for",
+    "to_uri",
+    "uri_join",
+]
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 1024 * 1024
+
+_lock = threading.Lock()
+_factories: dict[str, Callable[[], ObjectStore]] = {}
+_stores: dict[str, ObjectStore] = {}
+
+
+def _default_s3_store() -> ObjectStore:
+    from vam.settings import load_settings
+    from vam.storage.s3 import S3Store, make_s3_client
+
+    settings = load_settings()
+    access_key = os.environ.get("VAM_S3_ACCESS_KEY") or None
+    secret_key = os.environ.get("VAM_S3_SECRET_KEY") or None
+    if (access_key is None) != (secret_key is None):
+        raise StorageError("set both VAM_S3_ACCESS_KEY and VAM_S3_SECRET_KEY, or neither")
+    client = make_s3_client(
+        endpoint_url=settings.s3_endpoint_url or None,
+        region=settings.s3_region,
+        access_key=access_key,
+        secret_key=secret_key,
+    )
+    log.debug("built the S3 client for endpoint %s", settings.s3_endpoint_url or "AWS")
+    return S3Store(client)
+
+
+def register_scheme(scheme: str, factory: Callable[[], ObjectStore]) -> None:
+    """Make ``store_for`` serve ``scheme://`` URIs with the store ``factory()`` builds on first use."""
+    with _lock:
+        _factories[scheme.lower()] = factory
+        _stores.pop(scheme.lower(), None)
+
+
+register_scheme("file", FileStore)
+register_scheme("s3", _default_s3_store)
+
+
+def configure(*, s3_client: Any | None = None) -> None:
+    """Use ``s3_client`` (a boto3 S3 client) for every ``s3://`` URI from now on. With None, forget
+    the current S3 store: the next ``s3://`` use builds a client from the settings again."""
+    with _lock:
+        if s3_client is None:
+            _stores.pop("s3", None)
+            return
+        from vam.storage.s3 import S3Store
+
+        _stores["s3"] = S3Store(s3_client)
+
+
+def _scheme(uri: str) -> str:
+    scheme, sep, _ = str(uri).partition("://")
+    return scheme.lower() if sep else ""
+
+
+def store_for(uri: str) -> ObjectStore:
+    """The object store serving ``uri``'s scheme."""
+    scheme = _scheme(uri)
+    with _lock:
+        store = _stores.get(scheme)
+        if store is not None:
+            return store
+        factory = _factories.get(scheme)
+        if factory is None:
+            supported = ", ".join(f"{s}://" for s in sorted(_factories))
+            if not scheme:
+                raise StorageError(
+                    f"{uri!r} is not a URI; supported schemes: {supported} (vam.storage.to_uri turns a path into one)"
+                )
+            raise StorageError(f"unsupported URI scheme {scheme!r} in {uri!r}; supported schemes: {supported}")
+        store = factory()
+        _stores[scheme] = store
+        return store
+
+
+def parse_uri(uri: str) -> tuple[str, str, str]:
+    """``(scheme, bucket_or_root, key)``: ``s3://b/k/x`` -> ``("s3", "b", "k/x")``;
+    ``file:///data/a%20b`` -> ``("file", "/", "data/a b")`` (percent-escapes decoded)."""
+    scheme = _scheme(uri)
+    if not scheme:
+        raise StorageError(f"{uri!r} is not a URI (expected scheme://...); vam.storage.to_uri turns a path into one")
+    rest = str(uri).partition("://")[2]
+    if scheme == "file":
+        from vam.storage.file import file_uri_to_path
+
+        path = str(file_uri_to_path(uri))
+        key = path.lstrip("/")
+        if str(uri).endswith("/") and key and not key.endswith("/"):
+            key += "/"
+        return scheme, "/", key
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise StorageError(f"{uri!r} has no bucket or host; expected {scheme}://bucket/key")
+    return scheme, bucket, key
+
+
+def uri_join(base: str, *parts: str) -> str:
+    """Append key segments to a URI: ``uri_join("s3://b/x/", "a", "v1/f.ts")`` -> ``"s3://b/x/a/v1/f.ts"``.
+
+    Empty segments are dropped; a trailing ``/`` on the last part is kept (a prefix). ``.`` and
+    ``..`` segments are refused. Segments of ``file://`` URIs are percent-escaped like
+    ``Path.as_uri()`` does.
+    """
+    segments: list[str] = []
+    for part in parts:
+        for segment in str(part).split("/"):
+            if segment in (".", ".."):
+                raise StorageError(f"refusing relative segment {segment!r} in {part!r} joined to {base!r}")
+            if segment:
+                segments.append(quote(segment) if _scheme(base) == "file" else segment)
+    if not segments:
+        return base
+    head = str(base)
+    while head.endswith("/") and not head.endswith("://"):
+        head = head[:-1]
+    joined = head + ("" if head.endswith("://") and _scheme(base) != "file" else "/") + "/".join(segments)
+    if str(parts[-1]).endswith("/"):
+        joined += "/"
+    return joined
+
+
+def to_uri(path_or_uri: str | os.PathLike[str]) -> str:
+    """A URI for ``path_or_uri``: URIs are returned unchanged, a local path becomes an absolute
+    ``file://`` URI."""
+    if isinstance(path_or_uri, str) and "://" in path_or_uri:
+        return path_or_uri
+    path = os.path.abspath(os.path.expanduser(os.fspath(path_or_uri)))
+    return Path(path).as_uri()
+
+
+def _hash_stream(stream: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while chunk := stream.read(CHUNK_SIZE):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a local file, read in 1 MiB chunks."""
+    try:
+        with open(path, "rb") as stream:
+            return _hash_stream(stream)
+    except FileNotFoundError:
+        raise StorageError(f"no file at {path}") from None
+
+
+def sha256_object(uri: str) -> str:
+    """Hex SHA-256 of the object at ``uri``, streamed in 1 MiB chunks (read locally when it is a file)."""
+    store = store_for(uri)
+    local = store.local_path(uri)
+    if local is not None:
+        if not local.is_file():
+            raise StorageError(f"no object at {uri}")
+        return sha256_file(local)
+    with store.open_read(uri) as stream:
+        return _hash_stream(stream)
+
+
+def _same_object(src_uri: str, dst_uri: str, src_store: ObjectStore, dst_store: ObjectStore) -> bool:
+    src_local, dst_local = src_store.local_path(src_uri), dst_store.local_path(dst_uri)
+    if src_local is not None and dst_local is not None:
+        if src_local.exists() and dst_local.exists():
+            return os.path.samefile(src_local, dst_local)
+        return src_local.resolve() == dst_local.resolve()
+    if src_local is not None or dst_local is not None or src_store is not dst_store:
+        return False
+    return parse_uri(src_uri) == parse_uri(dst_uri)
+
+
+def copy_verified(src_uri: str, dst_uri: str, *, storage_class: str | None = None) -> ObjectInfo:
+    """Copy an object, within one store or across stores, then prove the copy by re-reading it.
+
+    The destination's SHA-256 must equal the source's; on a mismatch the bad copy is deleted and
+    ChecksumMismatch is raised. The source is never modified or deleted.
+    """
+    src_store, dst_store = store_for(src_uri), store_for(dst_uri)
+    if _same_object(src_uri, dst_uri, src_store, dst_store):
+        raise StorageError(f"cannot copy {src_uri} onto itself ({dst_uri}); give a different destination")
+    expected = sha256_object(src_uri)
+    if src_store is dst_store:
+        dst_store.copy(src_uri, dst_uri, storage_class=storage_class)
+    else:
+        src_local, dst_local = src_store.local_path(src_uri), dst_store.local_path(dst_uri)
+        if dst_local is not None:
+            src_store.get(src_uri, dst_local)
+        elif src_local is not None:
+            dst_store.put(src_local, dst_uri, storage_class=storage_class)
+        else:
+            with tempfile.TemporaryDirectory(prefix="vam-copy-") as tmp:
+                staged = src_store.get(src_uri, Path(tmp) / (Path(parse_uri(src_uri)[2]).name or "object"))
+                dst_store.put(staged, dst_uri, storage_class=storage_class)
+    actual = sha256_object(dst_uri)
+    if actual != expected:
+        dst_store.delete(dst_uri)
+        log.error("checksum mismatch copying %s to %s; deleted the bad copy", src_uri, dst_uri)
+        raise ChecksumMismatch(
+            f"copy of {src_uri} (sha256 {expected}) to {dst_uri} read back as sha256 {actual}; "
+            "the bad copy was deleted and the source is untouched: retry the copy"
+        )
+    log.info("copied %s to %s, sha256 %s verified", src_uri, dst_uri, expected)
+    return dst_store.head(dst_uri)

@@ -36,6 +36,10 @@ def file_uri_to_path(uri: str) -> Path:
     return Path("/" + unquote(path))
 
 
+def _may_match(directory: str, prefix: str) -> bool:
+    return directory.startswith(prefix) or prefix.startswith(directory)
+
+
 def _is_temp(name: str) -> bool:
     return name.startswith(".") and name.endswith(_TMP_SUFFIX)
 
@@ -150,8 +154,8 @@ class FileStore(ObjectStore):
         base = prefix if prefix.endswith("/") else os.path.dirname(prefix)
         found: list[str] = []
         for dirpath, dirnames, filenames in os.walk(base or "/"):
-            dirnames[:] = [d for d in dirnames if (os.path.join(dirpath, d) + "/").startswith(prefix[: len(
-                os.path.join(dirpath, d)) + 1]) or os.path.join(dirpath, d).startswith(prefix)]
+            # descend only into directories that can hold matching files
+            dirnames[:] = [d for d in dirnames if _may_match(os.path.join(dirpath, d) + "/", prefix)]
             for name in filenames:
                 full = os.path.join(dirpath, name)
                 if not _is_temp(name) and full.startswith(prefix):

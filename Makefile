@@ -1,0 +1,44 @@
+# vam — run `make help` for the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## system packages (ffprobe) and .venv with every Python dependency
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml scripts/install_system.sh
+	bash scripts/install_system.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+lint: install ## ruff over the code
+	$(BIN)/ruff check src dags plugins tests bench
+	$(BIN)/ruff format --check src dags plugins tests bench
+
+test: install ## the whole test suite (what CI runs)
+	$(BIN)/pytest
+
+test-unit: install ## fast tests only, no servers
+	$(BIN)/pytest tests/unit
+
+run: install ## start the local stack (catalog, SeaweedFS, Airflow on 127.0.0.1:8080) and process a sample
+	$(BIN)/python scripts/local_stack.py start
+
+stop: ## stop everything `make run` started
+	test ! -x $(BIN)/python || $(BIN)/python scripts/local_stack.py stop
+
+bench: install ## transcode benchmark: pipeline vs plain ffmpeg (prints ratios)
+	$(BIN)/python bench/bench_transcode.py
+
+clean: stop ## remove the local stack's data (.vam/)
+	rm -rf .vam
+
+.PHONY: help install lint test test-unit run stop bench clean

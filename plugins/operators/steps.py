@@ -1,0 +1,77 @@
+"""Running a vam pipeline step inside an Airflow task.
+
+Storage clients come from Airflow connections when they exist (``aws_default`` or the
+connection named by VAM_AWS_CONN_ID), else from vam's settings (VAM_S3_ENDPOINT_URL and the
+standard AWS variables). Input that can never succeed (rejected source, failed quality gate)
+fails the task without retries; anything else is recorded against the asset and re-raised so
+Airflow retries it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_runtime = None
+
+
+def runtime():  # -> vam.pipeline.Runtime
+    """The process-wide vam runtime, with S3 configured from the Airflow connection if defined."""
+    global _runtime
+    if _runtime is None:
+        from vam import storage
+        from vam.pipeline import Runtime
+
+        rt = Runtime.from_env()
+        client = _s3_client_from_connection(rt.settings.aws_conn_id)
+        if client is not None:
+            storage.configure(s3_client=client)
+        _runtime = rt
+    return _runtime
+
+
+def _s3_client_from_connection(conn_id: str):
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        log.info("no Airflow connection %r: S3 settings come from VAM_* / AWS_* variables", conn_id)
+        return None
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    log.info("S3 client from Airflow connection %r", conn_id)
+    return S3Hook(aws_conn_id=conn_id).get_conn()
+
+
+def run_step(step: str, asset_id: str | None, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn(runtime, *args, **kwargs)`` with vam's failure semantics (see module doc)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from vam.errors import QualityGateFailed, RejectedInput
+
+    rt = runtime()
+    try:
+        return fn(rt, *args, **kwargs)
+    except (RejectedInput, QualityGateFailed) as exc:
+        raise AirflowFailException(str(exc)) from exc
+    except Exception as exc:
+        if asset_id:
+            from vam.pipeline import record_failure
+
+            try:
+                record_failure(rt, asset_id, step, exc)
+            except Exception:  # the catalog may be what failed; the task error matters more
+                log.exception("could not record the failure of %s in the catalog", step)
+        raise
+
+
+def kill_media_processes() -> None:
+    """on_kill: stop the ffmpeg processes this task started."""
+    from vam.media.tools import kill_running
+
+    kill_running()

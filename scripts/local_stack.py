@@ -1,0 +1,324 @@
+#!/usr/bin/env python3
+"""The local vam stack on 127.0.0.1: catalog PostgreSQL, SeaweedFS (S3) and Airflow 3.
+
+    start   start what is not running yet (safe to run again), drop the sample clip into the
+            landing bucket and wait until it is processed; prints the UI address, login and the
+            sample's HLS and DASH URLs
+    stop    stop everything `start` started (by the PIDs it recorded)
+    env     print the environment (shell `export` lines) the stack's processes run with
+
+State lives in .vam/ at the repository root: pids/, logs/, seaweed/, airflow/, stack.env.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+
+ROOT = Path(__file__).resolve().parents[1]
+HOME = Path(os.environ.get("VAM_HOME", ROOT / ".vam")).resolve()
+BIN = Path(sys.executable).parent
+API_PORT = int(os.environ.get("VAM_AIRFLOW_PORT", "8080"))
+S3_PORT = int(os.environ.get("VAM_S3_PORT", "8333"))
+BUCKETS = {"landing": "vam-landing", "processed": "vam-processed", "quarantine": "vam-quarantine"}
+AIRFLOW_SERVICES = {
+    "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(API_PORT)],
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+}
+SAMPLE_KEY = "samples/vam-sample-720p.mp4"
+
+
+def log(msg: str) -> None:
+    print(f"[vam stack] {msg}", flush=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _pidfile(name: str) -> Path:
+    return HOME / "pids" / f"{name}.pid"
+
+
+def _running(name: str) -> int | None:
+    path = _pidfile(name)
+    if path.exists():
+        pid = int(path.read_text().strip() or 0)
+        if pid and _alive(pid):
+            return pid
+        path.unlink()
+    return None
+
+
+def _admin_dsn(dsn: str, dbname: str) -> str:
+    params = psycopg2.extensions.parse_dsn(dsn)
+    params["dbname"] = dbname
+    return " ".join(f"{k}={shlex.quote(str(v))}" for k, v in params.items())
+
+
+def _sqlalchemy_url(dsn: str) -> str:
+    p = psycopg2.extensions.parse_dsn(dsn)
+    auth = p.get("user", "")
+    if p.get("password"):
+        auth += ":" + p["password"]
+    host = p.get("host", "127.0.0.1")
+    if host.startswith("/"):  # unix socket directory (the embedded server)
+        return f"postgresql+psycopg2://{auth}@/{p['dbname']}?host={host}&port={p.get('port', 5432)}"
+    return f"postgresql+psycopg2://{auth}@{host}:{p.get('port', 5432)}/{p['dbname']}"
+
+
+def _ensure_database(dsn: str, name: str) -> str:
+    conn = psycopg2.connect(_admin_dsn(dsn, "postgres"))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if not cur.fetchone():
+            cur.execute(f'CREATE DATABASE "{name}"')  # name is a constant of this script
+    conn.close()
+    return _admin_dsn(dsn, name)
+
+
+def _credentials() -> dict[str, str]:
+    path = HOME / "credentials.json"
+    if not path.exists():
+        path.write_text(
+            json.dumps({"access_key": "vam" + secrets.token_hex(8), "secret_key": secrets.token_hex(20)})
+        )
+        path.chmod(0o600)
+    return json.loads(path.read_text())
+
+
+def _admin_password(airflow_home: Path) -> str:
+    path = airflow_home / "simple_auth_manager_passwords.json.generated"
+    if not path.exists():
+        path.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
+        path.chmod(0o600)
+    return json.loads(path.read_text())["admin"]
+
+
+def build_env(catalog_dsn: str, s3_endpoint: str, creds: dict[str, str]) -> dict[str, str]:
+    airflow_home = HOME / "airflow"
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    airflow_db = _ensure_database(catalog_dsn, "vam_airflow")
+    jwt = airflow_home / "jwt_secret"
+    if not jwt.exists():
+        jwt.write_text(secrets.token_urlsafe(64))
+        jwt.chmod(0o600)
+    conn = {
+        "conn_type": "aws",
+        "login": creds["access_key"],
+        "password": creds["secret_key"],
+        "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
+    }
+    return {
+        "VAM_HOME": str(HOME),
+        "VAM_CATALOG_DSN": catalog_dsn,
+        "VAM_S3_ENDPOINT_URL": s3_endpoint,
+        "VAM_LANDING_URI": f"s3://{BUCKETS['landing']}/",
+        "VAM_PROCESSED_URI": f"s3://{BUCKETS['processed']}",
+        "VAM_QUARANTINE_URI": f"s3://{BUCKETS['quarantine']}",
+        "VAM_INGEST_INTERVAL_SECONDS": os.environ.get("VAM_INGEST_INTERVAL_SECONDS", "20"),
+        "AWS_ACCESS_KEY_ID": creds["access_key"],
+        "AWS_SECRET_ACCESS_KEY": creds["secret_key"],
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{API_PORT}/execution/",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _sqlalchemy_url(airflow_db),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(API_PORT),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{API_PORT}",
+        "AIRFLOW__API_AUTH__JWT_SECRET": jwt.read_text().strip(),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn),
+        "PYTHONPATH": str(ROOT / "plugins"),
+    }
+
+
+def _airflow(env: dict[str, str], *args: str) -> None:
+    subprocess.run(
+        [str(BIN / "airflow"), *args], env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL
+    )
+
+
+def _spawn(name: str, argv: list[str], env: dict[str, str]) -> None:
+    pid = _running(name)
+    if pid:
+        log(f"{name} already running (pid {pid})")
+        return
+    logs = HOME / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True, cwd=ROOT,
+    )  # fmt: skip
+    _pidfile(name).write_text(str(proc.pid))
+    log(f"started {name} (pid {proc.pid}, log {logs / (name + '.log')})")
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise SystemExit(f"{url} did not answer within {timeout:.0f} s: see {HOME / 'logs'}")
+
+
+def start() -> int:
+    (HOME / "pids").mkdir(parents=True, exist_ok=True)
+    os.environ["VAM_HOME"] = str(HOME)
+    from vam import localstack, storage
+    from vam.settings import load_settings
+
+    catalog_dsn = localstack.ensure_catalog(load_settings())
+    log(f"catalog: {catalog_dsn}")
+    creds = _credentials()
+    server = localstack.start_seaweedfs(
+        HOME / "seaweed",
+        s3_port=S3_PORT,
+        access_key=creds["access_key"],
+        secret_key=creds["secret_key"],
+        public_read_buckets=[BUCKETS["processed"]],
+    )
+    server.ensure_buckets(list(BUCKETS.values()))
+    log(f"SeaweedFS S3: {server.endpoint_url} (pid {server.pid}), buckets {', '.join(BUCKETS.values())}")
+    env = build_env(catalog_dsn, server.endpoint_url, creds)
+    (HOME / "stack.env").write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
+    _airflow(env, "db", "migrate")
+    _airflow(
+        env,
+        "pools",
+        "set",
+        "transcode",
+        str(os.cpu_count() or 2),
+        "vam transcode/quality slots (one per core)",
+    )
+    password = _admin_password(Path(env["AIRFLOW_HOME"]))
+    for name, args in AIRFLOW_SERVICES.items():
+        _spawn(name, [str(BIN / "airflow"), *args], env)
+    _wait_http(f"http://127.0.0.1:{API_PORT}/api/v2/monitor/health", 180)
+    log(f"Airflow UI: http://127.0.0.1:{API_PORT}  login: admin / {password}")
+
+    # Drop the sample into the landing bucket; the ingest DAG picks it up on its next poll.
+    os.environ.update(env)
+    sample = HOME / "sample" / "vam-sample-720p.mp4"
+    if not sample.exists():
+        from vam.media.sample import make_sample
+
+        make_sample(sample, seconds=12, width=1280, height=720)
+    landing = storage.uri_join(env["VAM_LANDING_URI"], SAMPLE_KEY)
+    storage.store_for(landing).put(sample, landing, content_type="video/mp4")
+    sha = storage.sha256_file(sample)
+    log(f"dropped {landing}; waiting for the ingest DAG (every {env['VAM_INGEST_INTERVAL_SECONDS']} s)")
+    return _wait_ready(sha, server.endpoint_url, timeout=float(os.environ.get("VAM_RUN_TIMEOUT", "900")))
+
+
+def _wait_ready(sha: str, endpoint: str, timeout: float) -> int:
+    from vam import pipeline
+    from vam.catalog.repo import asset_id_for
+    from vam.errors import CatalogError
+
+    rt = pipeline.Runtime.from_env()
+    asset_id = asset_id_for(sha)
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            result = pipeline.summary(rt, asset_id)
+        except CatalogError:
+            result = {"status": "waiting for ingest"}
+        if result["status"] != last:
+            log(f"sample asset {asset_id}: {result['status']}")
+            last = result["status"]
+        if result["status"] in ("ready", "rejected", "failed"):
+            break
+        time.sleep(3)
+    else:
+        log(f"the sample is not processed after {timeout:.0f} s; the stack keeps running: see the Airflow UI")
+        return 1
+    if result["status"] != "ready":
+        log(f"sample {result['status']}: {result['reason']}")
+        return 1
+
+    def http(uri: str) -> str:
+        return uri.replace("s3://", endpoint.rstrip("/") + "/", 1)
+
+    log(f"HLS:  {http(result['hls'])}")
+    log(f"DASH: {http(result['dash'])}")
+    log(
+        "drop more videos with: source .vam/stack.env && aws-style tools, or `vam process s3://vam-landing/KEY`"
+    )
+    log("stop everything with: make stop")
+    return 0
+
+
+def stop() -> int:
+    for name in [*reversed(list(AIRFLOW_SERVICES))]:
+        pid = _running(name)
+        if pid is None:
+            continue
+        log(f"stopping {name} (pid {pid})")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        for _ in range(30):
+            if not _alive(pid):
+                break
+            time.sleep(0.5)
+        else:
+            os.killpg(pid, signal.SIGKILL)
+        _pidfile(name).unlink(missing_ok=True)
+    from vam import localstack
+
+    if (HOME / "seaweed").exists():
+        localstack.stop_from_pidfile(HOME / "seaweed")
+        log("stopped SeaweedFS")
+    return 0
+
+
+def main() -> int:
+    command = sys.argv[1] if len(sys.argv) > 1 else "start"
+    if command == "start":
+        return start()
+    if command == "stop":
+        return stop()
+    if command == "env":
+        print((HOME / "stack.env").read_text(), end="")
+        return 0
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

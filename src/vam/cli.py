@@ -1,0 +1,165 @@
+"""The ``vam`` command.
+
+``vam process SOURCE [--profile NAME] [--json]`` runs the per-asset DAG for one source in this
+process (Airflow's ``dag.test()``) and prints a summary. Exit status: 0 ready, 2 rejected
+(the reason on stderr and in the JSON), 1 failed or any other error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_READY, EXIT_ERROR, EXIT_REJECTED = 0, 1, 2
+
+log = logging.getLogger("vam")
+
+
+def _setup_logging(verbose: bool) -> None:
+    # Everything but the summary goes to stderr, so `--json` output can be piped.
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    from vam import airflow_env, pipeline, storage
+    from vam.catalog.repo import asset_id_for
+    from vam.settings import load_settings
+
+    settings = load_settings()
+    if args.profile:  # fail fast, with the list of profiles, before Airflow starts
+        from vam.media.profiles import load_profile
+
+        load_profile(args.profile, settings.profiles_dir)
+    uri = storage.to_uri(args.source)
+    storage.store_for(uri).head(uri)  # a clear error now if the source is missing
+    asset_id = asset_id_for(storage.sha256_object(uri))
+    airflow_env.configure(settings, retries=args.retries)
+
+    import contextlib
+
+    with contextlib.redirect_stdout(sys.stderr):  # task logs must not mix with the summary
+        airflow_env.ensure_metadata_db()
+        dag = airflow_env.load_dag("vam_process")
+        run = dag.test(run_conf={"source_uri": uri, "profile": args.profile or "", "title": args.title or ""})
+    rt = pipeline.Runtime(settings)
+    try:
+        result = pipeline.summary(rt, asset_id)
+    except Exception as exc:  # the run failed before the asset was registered
+        result = {
+            "asset_id": asset_id,
+            "status": "error",
+            "reason": f"run {run.run_id} ended {run.state}: {exc}",
+        }
+    result["airflow_run"] = {"dag_id": dag.dag_id, "run_id": run.run_id, "state": str(run.state)}
+    _print(result, args.json)
+    status = result["status"]
+    if status == "ready":
+        return EXIT_READY
+    print(f"vam: asset {asset_id} {status}: {result.get('reason')}", file=sys.stderr)
+    return EXIT_REJECTED if status == "rejected" else EXIT_ERROR
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from vam import pipeline
+
+    rt = pipeline.Runtime.from_env()
+    result = pipeline.summary(rt, args.asset_id)
+    if args.events:
+        with rt.catalog() as cat:
+            result["events"] = cat.events(args.asset_id)
+    _print(result, args.json)
+    return EXIT_READY
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    from vam.media.profiles import available_profiles, load_profile
+    from vam.settings import load_settings
+
+    settings = load_settings()
+    for name in available_profiles(settings.profiles_dir):
+        prof = load_profile(name, settings.profiles_dir)
+        print(f"{prof.key:24} {', '.join(f'{r.name}/{r.codec}' for r in prof.rungs)}")
+    return EXIT_READY
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from vam.media.sample import make_sample
+
+    path = make_sample(Path(args.output), seconds=args.seconds, width=args.width, height=args.height)
+    print(path)
+    return EXIT_READY
+
+
+def _print(result: dict[str, Any], as_json: bool) -> None:
+    from vam.pipeline import dumps
+
+    if as_json:
+        print(dumps(result))
+        return
+    print(
+        f"asset {result['asset_id']}: {result['status']}"
+        + (f" ({result['reason']})" if result.get("reason") else "")
+    )
+    for r in result.get("renditions") or []:
+        print(
+            f"  {r['name']:>8} {r['codec']:5} {r['width']}x{r['height']} {r['bitrate_kbps']} kbps"
+            f"  vmaf {r['vmaf']} ssim {r['ssim']} psnr {r['psnr']}"
+        )
+    for key in ("hls", "dash"):
+        if result.get(key):
+            print(f"  {key}: {result[key]}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vam", description="video asset management on Airflow")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("process", help="run the processing DAG for one source in this process")
+    p.add_argument("source", help="a local path, file:// or s3:// URI")
+    p.add_argument("--profile", help="encoding profile (see `vam profiles`)")
+    p.add_argument("--title", help="title for the catalog")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--retries", type=int, default=0, help="task retries (default 0: fail fast)")
+    p.set_defaults(func=cmd_process)
+
+    p = sub.add_parser("show", help="print an asset's catalog summary")
+    p.add_argument("asset_id")
+    p.add_argument("--events", action="store_true", help="include the audit log")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("profiles", help="list the encoding profiles")
+    p.set_defaults(func=cmd_profiles)
+
+    p = sub.add_parser("sample", help="write a generated sample clip (test pattern, tone)")
+    p.add_argument("output")
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--width", type=int, default=1280)
+    p.add_argument("--height", type=int, default=720)
+    p.set_defaults(func=cmd_sample)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vam.errors import VamError
+
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except VamError as exc:
+        print(f"vam: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""Encoding profiles: versioned YAML files in the profiles directory (``include/encoding_profiles``).
+
+A profile's ``name`` and ``version`` go into output keys and catalog rows (``Profile.key``), so a
+change to what a profile produces must come with a new version. The file is ``NAME.yaml``; its
+``name`` must match. Layout::
+
+    name: default
+    version: 1
+    description: ...
+    segment_seconds: 4
+    audio: {codec: aac, channels: 2, sample_rate: 48000}
+    quality: {vmaf_model: vmaf_v0.6.1, n_subsample: 5, max_frame_delta: 1, max_duration_delta: 0.25}
+    rungs:
+      - {name: 1080p, height: 1080, codec: h264, video_bitrate_kbps: 5000, crf: 23, preset: veryfast,
+         profile: high, audio_bitrate_kbps: 128, min_vmaf: 60, min_ssim: 0.7, min_psnr: 25}
+
+``load_profile("default@1")`` also checks the version.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vam.errors import ProfileError, UnknownProfile
+from vam.media.types import Profile, Rung
+from vam.settings import load_settings
+
+CODECS = ("h264", "hevc", "av1")
+AUDIO_CODECS = ("aac",)
+_X26X_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
+)  # fmt: skip
+_CODEC_PROFILES = {
+    "h264": ("baseline", "main", "high"),
+    "hevc": ("main", "main10"),
+    "av1": ("main",),
+}
+_CRF_MAX = {"h264": 51, "hevc": 51, "av1": 63}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+_TOP_KEYS = {"name", "version", "description", "segment_seconds", "audio", "quality", "rungs"}
+_AUDIO_KEYS = {"codec", "channels", "sample_rate"}
+_QUALITY_KEYS = {"vmaf_model", "n_subsample", "max_frame_delta", "max_duration_delta"}
+_RUNG_KEYS = {
+    "name", "height", "codec", "video_bitrate_kbps", "crf", "preset", "profile",
+    "audio_bitrate_kbps", "min_vmaf", "min_ssim", "min_psnr",
+}  # fmt: skip
+
+
+def _default_dir() -> Path:
+    return Path(load_settings().profiles_dir)
+
+
+def available_profiles(profiles_dir: str | Path | None = None) -> list[str]:
+    """Names of the profiles in ``profiles_dir`` (default: the ``profiles_dir`` setting), sorted."""
+    directory = Path(profiles_dir) if profiles_dir is not None else _default_dir()
+    if not directory.is_dir():
+        return []
+    names = {p.stem for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()}
+    return sorted(names)
+
+
+def load_profile(name: str, profiles_dir: str | Path | None = None) -> Profile:
+    """Load and validate profile ``name`` (or ``name@version``, which must match the file's version)."""
+    directory = Path(profiles_dir) if profiles_dir is not None else _default_dir()
+    wanted_version: int | None = None
+    if "@" in name:
+        name, _, version_text = name.partition("@")
+        if not version_text.isdigit():
+            raise UnknownProfile(f"profile {name}@{version_text}: the version after '@' must be an integer")
+        wanted_version = int(version_text)
+    path = _find(directory, name)
+    profile = _parse(path)
+    if wanted_version is not None and profile.version != wanted_version:
+        raise UnknownProfile(
+            f"profile {name} is at version {profile.version} in {path}, not {wanted_version}; "
+            "older versions are not kept: use the current one or restore the file from version control"
+        )
+    return profile
+
+
+def _find(directory: Path, name: str) -> Path:
+    if _NAME_RE.match(name):
+        for suffix in (".yaml", ".yml"):
+            candidate = directory / f"{name}{suffix}"
+            if candidate.is_file():
+                return candidate
+    available = available_profiles(directory)
+    listed = ", ".join(available) if available else "none"
+    raise UnknownProfile(f"unknown encoding profile {name!r}; available in {directory}: {listed}")
+
+
+# -- parsing ---------------------------------------------------------------------------------------
+
+
+_REQUIRED: Any = object()
+_MISSING: Any = object()
+
+
+class _Reader:
+    """Reads typed values out of a mapping, raising ProfileError that names the file and the key."""
+
+    def __init__(self, path: Path, data: Any, where: str = "") -> None:
+        self.path = path
+        self.where = where
+        if not isinstance(data, dict):
+            raise self.error(where or "(top level)", f"must be a mapping, got {type(data).__name__}")
+        self.data: dict[str, Any] = data
+
+    def key(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def error(self, key: str, problem: str) -> ProfileError:
+        return ProfileError(f"{self.path}: {key}: {problem}")
+
+    def check_keys(self, allowed: set[str]) -> None:
+        unknown = sorted(set(map(str, self.data)) - allowed)
+        if unknown:
+            raise self.error(self.key(unknown[0]), f"unknown key; allowed here: {', '.join(sorted(allowed))}")
+
+    def _value(self, key: str, default: Any) -> Any:
+        """The value at ``key``; ``_MISSING`` when absent and optional; error when absent and required."""
+        if key not in self.data or self.data[key] is None:
+            if default is _REQUIRED:
+                raise self.error(self.key(key), "missing (required)")
+            return _MISSING
+        return self.data[key]
+
+    def raw(self, key: str, default: Any = _REQUIRED) -> Any:
+        value = self._value(key, default)
+        return default if value is _MISSING else value
+
+    def string(self, key: str, default: Any = _REQUIRED, *, choices: tuple[str, ...] = ()) -> Any:
+        value = self._value(key, default)
+        if value is _MISSING:
+            return default
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.error(self.key(key), f"must be a string, got {value!r}")
+        value = str(value)
+        if choices and value not in choices:
+            raise self.error(self.key(key), f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def integer(
+        self, key: str, default: Any = _REQUIRED, *, minimum: int = 0, maximum: int | None = None
+    ) -> Any:
+        value = self._value(key, default)
+        if value is _MISSING:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(self.key(key), f"must be an integer, got {value!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            upper = f" and at most {maximum}" if maximum is not None else ""
+            raise self.error(self.key(key), f"must be at least {minimum}{upper}, got {value}")
+        return value
+
+    def number(
+        self, key: str, default: Any = _REQUIRED, *, minimum: float = 0.0, maximum: float | None = None
+    ) -> Any:
+        value = self._value(key, default)
+        if value is _MISSING:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(self.key(key), f"must be a number, got {value!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            upper = f" and at most {maximum:g}" if maximum is not None else ""
+            raise self.error(self.key(key), f"must be at least {minimum:g}{upper}, got {value}")
+        return float(value)
+
+
+def _parse(path: Path) -> Profile:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path}: not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{path}: cannot be read: {exc}") from None
+    top = _Reader(path, data)
+    top.check_keys(_TOP_KEYS)
+    name = top.string("name")
+    if name != path.stem:
+        raise top.error("name", f"{name!r} must match the file name {path.stem!r}")
+    version = top.integer("version", minimum=1)
+    segment_seconds = top.number("segment_seconds", minimum=0.5, maximum=60.0)
+
+    audio = _Reader(path, top.raw("audio", {}), "audio")
+    audio.check_keys(_AUDIO_KEYS)
+    quality = _Reader(path, top.raw("quality", {}), "quality")
+    quality.check_keys(_QUALITY_KEYS)
+
+    raw_rungs = top.raw("rungs")
+    if not isinstance(raw_rungs, list) or not raw_rungs:
+        raise top.error("rungs", "must be a non-empty list of rungs")
+    rungs = [_parse_rung(path, raw, i) for i, raw in enumerate(raw_rungs)]
+    seen: set[str] = set()
+    for i, rung in enumerate(rungs):
+        if rung.name in seen:
+            raise top.error(f"rungs[{i}].name", f"duplicate rung name {rung.name!r}")
+        seen.add(rung.name)
+    rungs.sort(key=lambda r: r.height, reverse=True)  # highest first; stable for equal heights
+
+    return Profile(
+        name=name,
+        version=version,
+        segment_seconds=segment_seconds,
+        rungs=tuple(rungs),
+        audio_codec=audio.string("codec", "aac", choices=AUDIO_CODECS),
+        audio_channels=audio.integer("channels", 2, minimum=1, maximum=8),
+        audio_sample_rate=audio.integer("sample_rate", 48000, minimum=8000, maximum=192000),
+        vmaf_model=quality.string("vmaf_model", "vmaf_v0.6.1"),
+        vmaf_n_subsample=quality.integer("n_subsample", 1, minimum=1),
+        max_frame_delta=quality.integer("max_frame_delta", 1, minimum=0),
+        max_duration_delta=quality.number("max_duration_delta", 0.25, minimum=0.0),
+        description=str(top.raw("description", "")).strip(),
+    )
+
+
+def _parse_rung(path: Path, raw: Any, index: int) -> Rung:
+    r = _Reader(path, raw, f"rungs[{index}]")
+    r.check_keys(_RUNG_KEYS)
+    codec = r.string("codec", choices=CODECS)
+    if codec in ("h264", "hevc"):
+        preset = r.string("preset", "veryfast", choices=_X26X_PRESETS)
+    else:  # SVT-AV1: 0 (slowest) .. 13 (fastest)
+        preset = str(r.integer("preset", 10, minimum=0, maximum=13))
+    profile = r.string("profile", None, choices=_CODEC_PROFILES[codec])
+    return Rung(
+        name=r.string("name"),
+        height=r.integer("height", minimum=16, maximum=8192),
+        codec=codec,
+        video_bitrate_kbps=r.integer("video_bitrate_kbps", minimum=50),
+        crf=r.integer("crf", None, minimum=0, maximum=_CRF_MAX[codec]),
+        preset=preset,
+        profile=profile,
+        audio_bitrate_kbps=r.integer("audio_bitrate_kbps", 128, minimum=8, maximum=512),
+        min_vmaf=r.number("min_vmaf", 0.0, maximum=100.0),
+        min_ssim=r.number("min_ssim", 0.0, maximum=1.0),
+        min_psnr=r.number("min_psnr", 0.0, maximum=100.0),
+    )

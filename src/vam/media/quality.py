@@ -1,0 +1,207 @@
+"""Measure a rendition against its source (VMAF, SSIM, PSNR) and check that a file decodes to the end.
+
+VMAF is computed the standard way: the rendition is scaled back (bicubic) to the source's upright
+display size, both sides are yuv420p with square pixels and timestamps starting at zero, and one
+libvmaf pass (distorted first, reference second) also computes ``float_ssim`` and ``psnr``. ffmpeg
+rotates both inputs upright on decode, so rotated sources are compared the way they are watched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from vam.errors import ToolError, VamError
+from vam.media import tools
+from vam.media.types import MediaInfo
+
+log = logging.getLogger(__name__)
+
+_POOLS = ("mean", "min", "harmonic_mean")
+
+
+def _escape_filter_value(value: str) -> str:
+    """Escape ``value`` for use as a filter option inside a filtergraph (both quoting levels)."""
+    option_level = re.sub(r"([\\':])", r"\\\1", value)
+    return re.sub(r"([\\'\[\],;])", r"\\\1", option_level)
+
+
+def _threads(threads: int) -> int:
+    return threads if threads > 0 else (os.cpu_count() or 1)
+
+
+def quality_argv(
+    source: Path,
+    rendition: Path,
+    info: MediaInfo,
+    *,
+    log_file: Path,
+    model: str = "vmaf_v0.6.1",
+    n_subsample: int = 1,
+    threads: int = 0,
+) -> list[str]:
+    """The one-pass ffmpeg command behind :func:`measure_quality` (libvmaf writes JSON to ``log_file``)."""
+    w, h = int(info.display_width), int(info.display_height)
+    prep = f"scale=w={w}:h={h}:flags=bicubic,format=yuv420p,setsar=1,setpts=PTS-STARTPTS"
+    model_spec = model if "=" in model else f"version={model}"
+    vmaf = (
+        f"libvmaf=model={_escape_filter_value(model_spec)}"
+        f":feature=name=psnr|name=float_ssim"
+        f":log_fmt=json:log_path={_escape_filter_value(str(log_file))}"
+        f":n_threads={_threads(threads)}:n_subsample={int(n_subsample)}"
+    )
+    graph = f"[0:v:0]{prep}[dist];[1:v:0]{prep}[ref];[dist][ref]{vmaf}[out]"
+    argv = [tools.ffmpeg_path(), "-hide_banner", "-nostdin"]
+    in_threads = ["-threads", str(threads)] if threads > 0 else []
+    argv += [*in_threads, "-i", str(rendition), *in_threads, "-i", str(source)]
+    return argv + ["-filter_complex", graph, "-map", "[out]", "-f", "null", "-"]
+
+
+def _pooled(pooled: dict[str, Any], metric: str) -> dict[str, float]:
+    try:
+        values = pooled[metric]
+    except KeyError:
+        raise VamError(f"the libvmaf log has no pooled {metric!r} (metrics: {sorted(pooled)})") from None
+    return {k: float(values[k]) for k in _POOLS}
+
+
+def parse_vmaf_log(data: dict[str, Any]) -> dict[str, Any]:
+    """The pooled and per-frame scores of a libvmaf JSON log."""
+    pooled = data.get("pooled_metrics") or {}
+    frames = []
+    for frame in data.get("frames") or []:
+        metrics = frame.get("metrics") or {}
+        frames.append(
+            {
+                "frameNum": int(frame["frameNum"]),
+                "vmaf": metrics.get("vmaf"),
+                "float_ssim": metrics.get("float_ssim"),
+                "psnr_y": metrics.get("psnr_y"),
+            }
+        )
+    psnr = _pooled(pooled, "psnr_y")
+    return {
+        "vmaf": _pooled(pooled, "vmaf"),
+        "ssim": _pooled(pooled, "float_ssim"),
+        "psnr": psnr,  # luma
+        "psnr_components": {
+            "psnr_y": psnr,
+            "psnr_cb": _pooled(pooled, "psnr_cb"),
+            "psnr_cr": _pooled(pooled, "psnr_cr"),
+        },
+        "frames": frames,
+        "frames_scored": len(frames),
+    }
+
+
+def measure_quality(
+    source: Path,
+    rendition: Path,
+    info: MediaInfo,
+    *,
+    model: str = "vmaf_v0.6.1",
+    n_subsample: int = 1,
+    threads: int = 0,
+    log_path: Path | None = None,
+) -> dict[str, Any]:
+    """VMAF, SSIM and PSNR of ``rendition`` against ``source``, scored at the source's display size.
+
+    Returns ``{"vmaf"|"ssim"|"psnr": {"mean", "min", "harmonic_mean"}, "psnr_components": {...},
+    "frames": [{"frameNum", "vmaf", "float_ssim", "psnr_y"}], "frames_scored", "model",
+    "n_subsample", "width", "height", "elapsed_seconds"}``. ``psnr`` is the luma PSNR (dB).
+    ``log_path``, when given, receives a copy of libvmaf's JSON log.
+    """
+    if n_subsample < 1:
+        raise ValueError(f"n_subsample must be >= 1, got {n_subsample}")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="vam-vmaf-") as tmp:
+        log_file = Path(tmp) / "vmaf.json"
+        argv = quality_argv(
+            Path(source), Path(rendition), info,
+            log_file=log_file, model=model, n_subsample=n_subsample, threads=threads,
+        )  # fmt: skip
+        tools.run(argv)
+        try:
+            data = json.loads(log_file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise VamError(
+                f"libvmaf wrote no readable log for {rendition} ({exc}); see the ffmpeg log"
+            ) from None
+        if log_path is not None:
+            Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log_file, log_path)
+    result = parse_vmaf_log(data)
+    if not result["frames_scored"]:
+        raise VamError(f"libvmaf scored no frames of {rendition}: is it empty or undecodable?")
+    elapsed = time.monotonic() - started
+    result.update(
+        model=model,
+        n_subsample=n_subsample,
+        width=info.display_width,
+        height=info.display_height,
+        elapsed_seconds=round(elapsed, 3),
+    )
+    log.info(
+        "quality of %s: vmaf %.2f (min %.2f), ssim %.4f, psnr %.2f dB over %d frames in %.1f s",
+        Path(rendition).name, result["vmaf"]["mean"], result["vmaf"]["min"], result["ssim"]["mean"],
+        result["psnr"]["mean"], result["frames_scored"], elapsed,
+    )  # fmt: skip
+    return result
+
+
+def _decode_argv(path: Path, threads: int, *, strict: bool) -> list[str]:
+    argv = [tools.ffmpeg_path(), "-hide_banner", "-nostdin", "-nostats", "-v", "error"]
+    if strict:
+        argv += ["-xerror"]
+    else:
+        argv += ["-err_detect", "ignore_err"]
+    if threads > 0:
+        argv += ["-threads", str(threads)]
+    argv += ["-i", str(path), "-map", "0:v:0", "-map", "0:a?", "-progress", "pipe:1"]
+    return argv + ["-f", "null", "-"]
+
+
+def _progress_totals(stdout: str) -> tuple[int, float]:
+    """The last ``frame=`` and ``out_time_us=`` of ffmpeg's ``-progress`` output."""
+    frames, out_us = 0, 0
+    for line in stdout.splitlines():
+        key, _, value = line.strip().partition("=")
+        if key == "frame" and value.isdigit():
+            frames = int(value)
+        elif key == "out_time_us" and value.lstrip("-").isdigit():
+            out_us = max(int(value), 0)
+    return frames, out_us / 1_000_000
+
+
+def decode_check(path: Path, *, threads: int = 0) -> dict[str, Any]:
+    """Decode the whole file and report what was actually decoded, not what the headers claim.
+
+    Returns ``{"decodes": bool, "error": str | None, "frame_count": int, "duration": float}``:
+    ``decodes`` is False at the first decoding or demuxing error (``-xerror``); then a second,
+    error-tolerant pass counts how many video frames and seconds can still be decoded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return {"decodes": False, "error": f"{path} does not exist", "frame_count": 0, "duration": 0.0}
+    try:
+        result = tools.run(_decode_argv(path, threads, strict=True), log_progress=False)
+    except ToolError as exc:
+        error = exc.stderr_tail.strip()[-1000:] or f"ffmpeg exited with {exc.returncode}"
+        log.warning("%s does not decode cleanly: %s", path, error.splitlines()[-1])
+        try:
+            tolerant = tools.run(_decode_argv(path, threads, strict=False), log_progress=False)
+            frames, duration = _progress_totals(tolerant.stdout)
+        except ToolError:
+            frames, duration = 0, 0.0
+        return {"decodes": False, "error": error, "frame_count": frames, "duration": duration}
+    frames, duration = _progress_totals(result.stdout)
+    if frames == 0:
+        return {"decodes": False, "error": "no video frame decoded", "frame_count": 0, "duration": duration}
+    return {"decodes": True, "error": None, "frame_count": frames, "duration": duration}
