@@ -89,15 +89,20 @@ def _audio_args(plan: RenditionPlan, profile: Profile) -> list[str]:
     ]  # fmt: skip
 
 
+def _arg(path: Path) -> str:
+    """An absolute path: never taken for an option ("-x") or a protocol ("a:b.mp4") by ffmpeg."""
+    return str(Path(path).absolute())
+
+
 def _mp4_args(out: Path) -> list[str]:
-    return ["-map_chapters", "-1", "-movflags", "+faststart", "-f", "mp4", str(out)]
+    return ["-map_chapters", "-1", "-movflags", "+faststart", "-f", "mp4", _arg(out)]
 
 
 def _input_args(source: Path, threads: int) -> list[str]:
     args = [tools.ffmpeg_path(), "-hide_banner", "-nostdin", "-y"]
     if threads > 0:
         args += ["-threads", str(threads)]
-    return [*args, "-i", str(source)]
+    return [*args, "-i", _arg(source)]
 
 
 def encode_argv(
@@ -164,7 +169,7 @@ def _rotation(stream: dict[str, Any]) -> int:
 
 def describe_output(path: Path) -> dict[str, Any]:
     """What a finished rendition is, measured by ffprobe: codec, size, bitrate, frames, rotation."""
-    data = tools.run_ffprobe_json(["-show_format", "-show_streams", str(path)])
+    data = tools.run_ffprobe_json(["-show_format", "-show_streams", _arg(path)])
     streams = data.get("streams") or []
     video = next((s for s in streams if s.get("codec_type") == "video"), None)
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
@@ -176,7 +181,14 @@ def describe_output(path: Path) -> dict[str, Any]:
     frames = int(video.get("nb_frames") or 0)
     if frames <= 0:  # container without a sample count: count the packets
         counted = tools.run_ffprobe_json(
-            ["-select_streams", "v:0", "-count_packets", "-show_entries", "stream=nb_read_packets", str(path)]
+            [
+                "-select_streams",
+                "v:0",
+                "-count_packets",
+                "-show_entries",
+                "stream=nb_read_packets",
+                _arg(path),
+            ]
         )
         frames = int((counted.get("streams") or [{}])[0].get("nb_read_packets") or 0)
     if video.get("bit_rate"):
@@ -216,7 +228,7 @@ def encode_rendition(
     ffmpeg writes a temp file next to ``out`` that is renamed only once it is complete and
     checked (right size, no rotation left), so a killed or failed encode never leaves ``out``.
     """
-    source, out = Path(source), Path(out)
+    source, out = Path(source), Path(out).absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.part")
     started = time.monotonic()

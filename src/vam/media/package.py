@@ -94,7 +94,7 @@ def audio_codecs_string(stream: dict[str, Any]) -> str | None:
 
 
 def _describe(path: Path) -> dict[str, Any]:
-    data = tools.run_ffprobe_json(["-show_streams", "-show_data", str(path)])
+    data = tools.run_ffprobe_json(["-show_streams", "-show_data", str(path.absolute())])
     streams = data.get("streams") or []
     video = next((s for s in streams if s.get("codec_type") == "video"), None)
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
@@ -142,7 +142,7 @@ def _check_input(renditions: list[tuple[Path, dict]]) -> None:
 def _input_args(renditions: list[tuple[Path, dict]]) -> list[str]:
     argv = [tools.ffmpeg_path(), "-hide_banner", "-nostdin", "-y"]
     for path, _ in renditions:
-        argv += ["-i", str(path)]
+        argv += ["-i", str(Path(path).absolute())]
     return argv
 
 
@@ -330,7 +330,10 @@ def dash_argv(
     representations: dict[int, int] = {}
     set_specs = []
     aspect_args: list[str] = []
-    for set_id, (_, dar, members) in enumerate(sets):
+    for set_id, (_, _, members) in enumerate(sets):
+        # Declare the set at its simplest ratio (16:9 rather than 854x480's 427:240): ffmpeg stores
+        # an overridden aspect with small terms, so only a simple ratio survives exactly.
+        dar = min((described[i]["dar"] for i in members), key=lambda f: (f.denominator, f.numerator))
         indexes = []
         for i in sorted(members):
             out_index = len(representations)
@@ -426,7 +429,7 @@ def package(renditions: list[tuple[Path, dict]], out_dir: Path, *, segment_secon
     if segment_seconds <= 0:
         raise ValueError(f"segment_seconds must be > 0, got {segment_seconds}")
     _check_input(renditions)
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
     described = [_describe(Path(path)) for path, _ in renditions]
     for (_, meta), desc in zip(renditions, described, strict=True):

@@ -21,6 +21,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 _IMAGE_FORMATS = {"image2", "tty", "apng", "webp", "ico", "svg"}
 # Demuxer messages that mean "the data stops before the container's index says it should".
 _TRUNCATION_HINTS = ("partial file", "stream ends prematurely", "file ended prematurely")
+_MAX_PLAUSIBLE_FPS = 1000.0
 _ISO_BMFF_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"styp", b"sidx", b"moof", b"pnot"}
 
 
@@ -102,7 +104,11 @@ def probe(path: str | Path, *, limits: ValidationLimits | None = None) -> MediaI
 
     duration = _duration(fmt, video)
     if duration is None or not math.isfinite(duration):
-        raise RejectedInput("absurd_duration", f"{path.name}: ffprobe cannot tell its duration")
+        raise RejectedInput(
+            "absurd_duration",
+            f"{path.name}: ffprobe cannot tell its duration (a raw stream?); "
+            "upload it in a container such as MP4 or MKV",
+        )
     if duration <= limits.min_duration or duration > limits.max_duration:
         raise RejectedInput(
             "absurd_duration",
@@ -121,9 +127,9 @@ def probe(path: str | Path, *, limits: ValidationLimits | None = None) -> MediaI
         )
 
     frame_count = _frame_count(path, video, duration, fps, limits)
-    if fps <= 0 and frame_count > 0:
-        fps = frame_count / duration
-        fps_fraction = f"{frame_count}/{duration:g}"
+    if (fps <= 0 or fps > _MAX_PLAUSIBLE_FPS) and frame_count > 1:  # missing, or a time base, not a rate
+        rate = Fraction(frame_count / duration).limit_denominator(1001)
+        fps, fps_fraction = float(rate), f"{rate.numerator}/{rate.denominator}"
     if fps <= 0:
         raise RejectedInput("undecodable", f"{path.name}: ffprobe reports no frame rate for the video stream")
 

@@ -60,7 +60,14 @@ def quality_argv(
     graph = f"[0:v:0]{prep}[dist];[1:v:0]{prep}[ref];[dist][ref]{vmaf}[out]"
     argv = [tools.ffmpeg_path(), "-hide_banner", "-nostdin"]
     in_threads = ["-threads", str(threads)] if threads > 0 else []
-    argv += [*in_threads, "-i", str(rendition), *in_threads, "-i", str(source)]
+    argv += [
+        *in_threads,
+        "-i",
+        str(Path(rendition).absolute()),
+        *in_threads,
+        "-i",
+        str(Path(source).absolute()),
+    ]
     return argv + ["-filter_complex", graph, "-map", "[out]", "-f", "null", "-"]
 
 
@@ -164,7 +171,7 @@ def _decode_argv(path: Path, threads: int, *, strict: bool) -> list[str]:
         argv += ["-err_detect", "ignore_err"]
     if threads > 0:
         argv += ["-threads", str(threads)]
-    argv += ["-i", str(path), "-map", "0:v:0", "-map", "0:a?", "-progress", "pipe:1"]
+    argv += ["-i", str(path.absolute()), "-map", "0:v:0", "-map", "0:a?", "-progress", "pipe:1"]
     return argv + ["-f", "null", "-"]
 
 

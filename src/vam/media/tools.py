@@ -31,7 +31,9 @@ TAIL_LINES = 50
 PROGRESS_LOG_INTERVAL = 2.0  # seconds between two progress lines in the log
 KILL_GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL
 
-_PROGRESS_RE = re.compile(r"\b(?:frame|time|size|speed|out_time)=\s*\S")
+_FRAME_RE = re.compile(r"\bframe=\s*\d")
+_TIME_RE = re.compile(r"\btime=\s*-?[\d:.]+")
+_RATE_RE = re.compile(r"\b(?:speed|bitrate)=")
 
 _running: set[subprocess.Popen[str]] = set()
 _running_lock = threading.Lock()
@@ -69,7 +71,8 @@ def ffprobe_path() -> str:
 
 
 def _is_progress(line: str) -> bool:
-    return bool(_PROGRESS_RE.search(line))
+    """ffmpeg's stats line: ``frame=  97 fps= 28 ... time=00:00:03.88 bitrate=... speed=1.1x``."""
+    return bool(_FRAME_RE.search(line) or (_TIME_RE.search(line) and _RATE_RE.search(line)))
 
 
 def _read_stderr(stream: IO[str], tail: collections.deque[str], name: str, log_progress: bool) -> None:
@@ -144,6 +147,7 @@ def run(
         raise TypeError(f"argv must be a non-empty list of str, got {argv!r}")
     argv = list(argv)
     name = os.path.basename(argv[0])
+    name = name.split("-", 1)[0] if name.startswith(("ffmpeg-", "ffprobe-")) else name
     log.info("running: %s", shlex.join(argv))
     started = time.monotonic()
     proc = subprocess.Popen(

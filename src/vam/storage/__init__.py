@@ -105,9 +105,12 @@ def store_for(uri: str) -> ObjectStore:
             supported = ", ".join(f"{s}://" for s in sorted(_factories))
             if not scheme:
                 raise StorageError(
-                    f"{uri!r} is not a URI; supported schemes: {supported} (vam.storage.to_uri turns a path into one)"
+                    f"{uri!r} is not a URI; supported schemes: {supported} "
+                    "(vam.storage.to_uri turns a local path into one)"
                 )
-            raise StorageError(f"unsupported URI scheme {scheme!r} in {uri!r}; supported schemes: {supported}")
+            raise StorageError(
+                f"unsupported URI scheme {scheme!r} in {uri!r}; supported schemes: {supported}"
+            )
         store = factory()
         _stores[scheme] = store
         return store
@@ -118,7 +121,9 @@ def parse_uri(uri: str) -> tuple[str, str, str]:
     ``file:///data/a%20b`` -> ``("file", "/", "data/a b")`` (percent-escapes decoded)."""
     scheme = _scheme(uri)
     if not scheme:
-        raise StorageError(f"{uri!r} is not a URI (expected scheme://...); vam.storage.to_uri turns a path into one")
+        raise StorageError(
+            f"{uri!r} is not a URI (expected scheme://...); vam.storage.to_uri turns a path into one"
+        )
     rest = str(uri).partition("://")[2]
     if scheme == "file":
         from vam.storage.file import file_uri_to_path

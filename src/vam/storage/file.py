@@ -30,7 +30,9 @@ def file_uri_to_path(uri: str) -> Path:
     rest = uri[len("file://") :]
     host, sep, path = rest.partition("/")
     if host not in ("", "localhost"):
-        raise StorageError(f"file URI {uri!r} names host {host!r}; only local files (file:///path) are supported")
+        raise StorageError(
+            f"file URI {uri!r} names host {host!r}; only local files (file:///path) are supported"
+        )
     if not sep:
         raise StorageError(f"file URI {uri!r} has no path; expected file:///absolute/path")
     return Path("/" + unquote(path))

@@ -57,7 +57,9 @@ def make_s3_client(
     path-style addressing. Credentials come from the arguments, else from boto3's standard chain
     (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance roles...)."""
     if (access_key is None) != (secret_key is None):
-        raise StorageError("give both access_key and secret_key, or neither (to use the AWS credential chain)")
+        raise StorageError(
+            "give both access_key and secret_key, or neither (to use the AWS credential chain)"
+        )
     config = Config(
         region_name=region,
         signature_version="s3v4",
@@ -187,7 +189,9 @@ class S3Store(ObjectStore):
         bucket, key = split_s3_uri(uri)
         extra = self._extra_args(uri, content_type, None)
         try:
-            resp = self.client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumAlgorithm="SHA256", **extra)
+            resp = self.client.put_object(
+                Bucket=bucket, Key=key, Body=data, ChecksumAlgorithm="SHA256", **extra
+            )
         except (ClientError, BotoCoreError) as exc:
             raise _storage_error(exc, "write", uri) from exc
         etag = str(resp.get("ETag", "")).strip('"') or None
@@ -211,7 +215,9 @@ class S3Store(ObjectStore):
     def list(self, prefix_uri: str) -> Iterator[ObjectInfo]:
         bucket, prefix = split_s3_uri(prefix_uri)
         paginator = self.client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": self.page_size})
+        pages = paginator.paginate(
+            Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": self.page_size}
+        )
         try:
             for page in pages:
                 for obj in page.get("Contents", []):
@@ -255,7 +261,13 @@ class S3Store(ObjectStore):
             # S3 refuses an in-place copy unless something changes: REPLACE, keeping the metadata.
             args["MetadataDirective"] = "REPLACE"
             args["Metadata"] = source.get("Metadata", {})
-            for field in ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl"):
+            for field in (
+                "ContentType",
+                "ContentEncoding",
+                "ContentDisposition",
+                "ContentLanguage",
+                "CacheControl",
+            ):
                 if source.get(field):
                     args[field] = source[field]
         try:
