@@ -33,7 +33,18 @@ class ClipFactory:
         if audio:
             argv += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
             argv += ["-c:a", "aac", "-b:a", "96k"]
-        argv += ["-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-crf", "20", "-pix_fmt", "yuv420p"]
+        argv += [
+            "-t",
+            str(seconds),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "20",
+            "-pix_fmt",
+            "yuv420p",
+        ]
         tmp = out.with_suffix(".tmp.mp4")
         argv += ["-movflags", "+faststart", str(tmp)]
         tools.run(argv, log_progress=False)
