@@ -64,9 +64,7 @@ def migrate(conn: psycopg2.extensions.connection, sql_dir: Path = SQL_DIR) -> li
                 continue
             log.info("applying catalog migration %s", path.name)
             cur.execute(path.read_text())
-            cur.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, path.name)
-            )
+            cur.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, path.name))
             applied.append(version)
     return applied
 

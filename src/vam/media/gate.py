@@ -87,15 +87,19 @@ def run_gate(rows: list[dict[str, Any]], profile: Profile) -> GateReport:
             gx.expectations.ExpectColumnValuesToBeBetween(
                 column="frame_delta", min_value=-profile.max_frame_delta, max_value=profile.max_frame_delta
             ),
-            lambda r: f"frame count {r['frame_count']} differs from the source's by {r['frame_delta']}"
-            f" (allowed {profile.max_frame_delta})",
+            lambda r: (
+                f"frame count {r['frame_count']} differs from the source's by {r['frame_delta']}"
+                f" (allowed {profile.max_frame_delta})"
+            ),
         ),
         (
             gx.expectations.ExpectColumnValuesToBeBetween(
                 column="duration_delta", min_value=0, max_value=profile.max_duration_delta
             ),
-            lambda r: f"duration differs from the source's by {r['duration_delta']:.3f} s"
-            f" (allowed {profile.max_duration_delta})",
+            lambda r: (
+                f"duration differs from the source's by {r['duration_delta']:.3f} s"
+                f" (allowed {profile.max_duration_delta})"
+            ),
         ),
     ]
     for metric in ("vmaf", "ssim", "psnr"):
@@ -107,6 +111,7 @@ def run_gate(rows: list[dict[str, Any]], profile: Profile) -> GateReport:
                 lambda r, m=metric: f"{m} {r[m]:.3f} below the rung's floor {r['min_' + m]:g}",
             )
         )
+
     def key(config: Any) -> tuple[str, str]:
         kwargs = config.kwargs
         return config.type, kwargs.get("column") or kwargs["column_A"]
