@@ -79,6 +79,21 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_READY
 
 
+def cmd_drop(args: argparse.Namespace) -> int:
+    """Upload a file into the landing prefix, where the ingest DAG picks it up."""
+    from vam import storage
+    from vam.settings import load_settings
+
+    src = Path(args.file)
+    if not src.is_file():
+        print(f"vam: {src} is not a file", file=sys.stderr)
+        return EXIT_ERROR
+    uri = storage.uri_join(load_settings().landing_uri, args.key or src.name)
+    storage.store_for(uri).put(src, uri)
+    print(uri)
+    return EXIT_READY
+
+
 def cmd_profiles(args: argparse.Namespace) -> int:
     from vam.media.profiles import available_profiles, load_profile
     from vam.settings import load_settings
@@ -136,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", action="store_true", help="include the audit log")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("drop", help="upload a file into the landing prefix (picked up by the ingest DAG)")
+    p.add_argument("file")
+    p.add_argument("--key", help="key under the landing prefix (default: the file name)")
+    p.set_defaults(func=cmd_drop)
 
     p = sub.add_parser("profiles", help="list the encoding profiles")
     p.set_defaults(func=cmd_profiles)
