@@ -277,9 +277,7 @@ def _wait_ready(sha: str, endpoint: str, timeout: float) -> int:
 
     log(f"HLS:  {http(result['hls'])}")
     log(f"DASH: {http(result['dash'])}")
-    log(
-        "drop more videos with: source .vam/stack.env && aws-style tools, or `vam process s3://vam-landing/KEY`"
-    )
+    log("drop more videos with: source .vam/stack.env && .venv/bin/vam drop FILE")
     log("stop everything with: make stop")
     return 0
 
