@@ -10,6 +10,9 @@ Airflow retries it.
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +58,7 @@ def run_step(step: str, asset_id: str | None, fn: Callable[..., Any], *args: Any
     from vam.errors import QualityGateFailed, RejectedInput
 
     rt = runtime()
+    _kill_media_on_sigterm()
     try:
         return fn(rt, *args, **kwargs)
     except (RejectedInput, QualityGateFailed) as exc:
@@ -70,8 +74,25 @@ def run_step(step: str, asset_id: str | None, fn: Callable[..., Any], *args: Any
         raise
 
 
-def kill_media_processes() -> None:
-    """on_kill: stop the ffmpeg processes this task started."""
-    from vam.media.tools import kill_running
+def _kill_media_on_sigterm() -> None:
+    """Airflow stops a task with SIGTERM (then SIGKILL). ffmpeg runs in its own process group, so
+    chain a handler that kills it first; the step then fails with ffmpeg's exit status."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if getattr(previous, "_vam_kills_media", False):
+        return
 
-    kill_running()
+    def handler(signum: int, frame: Any) -> None:
+        from vam.media.tools import kill_running
+
+        log.warning("SIGTERM: stopping the media processes of this task")
+        kill_running()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:  # nobody else handles it: terminate as before
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    handler._vam_kills_media = True  # type: ignore[attr-defined]
+    signal.signal(signal.SIGTERM, handler)

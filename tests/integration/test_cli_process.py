@@ -142,3 +142,26 @@ def test_missing_source_is_a_clear_error(vam_home, tmp_path):
     proc = vam("process", str(tmp_path / "absent.mp4"))
     assert proc.returncode == 1
     assert "absent.mp4" in proc.stderr
+
+
+def test_failed_encode_ends_failed_with_the_step_and_error(vam_home, clips, tmp_path):
+    from vam.media import tools
+
+    # An ffmpeg that crashes when asked to encode video (and works for probing and decoding).
+    wrapper = tmp_path / "ffmpeg"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" -c:v "*) echo "simulated encoder crash" >&2; exit 139;; esac\n'
+        f'exec {tools.ffmpeg_path()} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    code, out = run_json(str(clips.make(width=640, height=360, seconds=1)), env={"VAM_FFMPEG": str(wrapper)})
+    assert code == 1
+    assert out["status"] == "failed"  # finalize: never left in "processing"
+    assert out["reason"].startswith("transcode failed: ToolError")
+    assert "simulated encoder crash" in out["reason"]
+    assert out["hls"] is None
+    with open_catalog(os.environ["VAM_CATALOG_DSN"]) as cat:
+        events = cat.events(out["asset_id"])
+    assert events[-1]["to_status"] == "failed"
+    assert any(e["kind"] == "step_failed" and e["detail"]["step"] == "transcode" for e in events)
