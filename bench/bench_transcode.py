@@ -573,6 +573,7 @@ def progress(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="vam-bench-"))
+    succeeded = False
     try:
         isolate_environment(work)
         with fresh_catalog(work) as dsn:
@@ -599,7 +600,6 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(pipeline.result, indent=2, default=str))
                 print(f"vam process ended {status}: {pipeline.result.get('reason')}", file=sys.stderr)
                 print(f"see {work / 'vam-process.log'}", file=sys.stderr)
-                args.keep = True
                 return 1
 
             progress(f"(a) {len(plans)} ffmpeg processes, one after another")
@@ -622,9 +622,10 @@ def main(argv: list[str] | None = None) -> int:
                 setup=setup,
                 work=work,
             )
+        succeeded = True
         return 0
     finally:
-        if args.keep:
+        if args.keep or not succeeded:  # a failure keeps its logs
             print(f"kept {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
