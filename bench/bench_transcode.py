@@ -57,7 +57,17 @@ from vam.media.profiles import load_profile
 from vam.media.types import MediaInfo, Profile, RenditionPlan
 from vam.settings import load_settings
 
-STAGES = ("register", "probe", "plan", "transcode", "quality", "quality_gate", "package", "publish", "finalize")
+STAGES = (
+    "register",
+    "probe",
+    "plan",
+    "transcode",
+    "quality",
+    "quality_gate",
+    "package",
+    "publish",
+    "finalize",
+)
 TARGET_TRANSCODE_RATIO = 1.15  # the issue's aim for a 20 s clip: transcode stage / (a)
 SAMPLE_INTERVAL = 0.2  # seconds between two samples of the process tree's memory
 KEEP_ENV = ("VAM_FFMPEG", "VAM_FFPROBE", "VAM_FFMPEG_THREADS")  # tool settings shared by both sides
@@ -141,10 +151,12 @@ class Usage:
         self.returncode = self.returncode or other.returncode
 
 
-def run_measured(argv: list[str], *, log: Path, env: dict[str, str] | None = None, stdout: Path | None = None) -> Usage:
+def run_measured(
+    argv: list[str], *, log: Path, env: dict[str, str] | None = None, stdout: Path | None = None
+) -> Usage:
     """Run ``argv`` to completion (stderr to ``log``) and measure its whole process tree."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with log.open("wb") as err, (stdout.open("wb") if stdout else open(os.devnull, "wb")) as out:
+    with log.open("wb") as err, (stdout or Path(os.devnull)).open("wb") as out:
         started_at, started = time.time(), time.monotonic()
         proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         sampler = TreeSampler(proc.pid)
@@ -468,7 +480,7 @@ def print_report(
     ladder = ", ".join(f"{x.name} {x.width}x{x.height} {x.codec} crf {x.crf} {x.preset}" for x in plans)
     print(f"profile : {prof.key}: {ladder}; VMAF {prof.vmaf_model} n_subsample {prof.vmaf_n_subsample}")
     if args.seconds < 20:
-        print(f"note    : a {args.seconds:g} s clip; the < {TARGET_TRANSCODE_RATIO} aim is for 20 s and longer")
+        print(f"note    : a {args.seconds:g} s clip; the < {TARGET_TRANSCODE_RATIO} aim is for 20 s or more")
     if setup is not None:
         print(f"setup   : Airflow metadata DB created beforehand in {setup.wall:.1f} s (not in the figures)")
     else:
@@ -525,7 +537,7 @@ def print_report(
     if pipeline.tasks:
         first, last = pipeline.tasks[0].start, max(t.end for t in pipeline.tasks)
         startup, teardown = first - p.started_at, p.ended_at - last
-        print(f"    before the first task  {startup:7.1f} s  (interpreter, imports, metadata DB, DAG load, run)")
+        print(f"    before the first task  {startup:7.1f} s  (interpreter, imports, DB check, DAG load)")
         print(f"    between tasks          {overhead - startup - teardown:7.1f} s  (dag.test scheduling)")
         print(f"    after the last task    {teardown:7.1f} s  (summary from the catalog, exit)")
     print(
@@ -535,7 +547,10 @@ def print_report(
     )
 
     print("\nrenditions (same settings on both sides; sizes should agree)")
-    print(f"  {'name':8} {'size':>11} {'pipeline MB':>12} {'(a) MB':>8} {'(b) MB':>8} {'VMAF':>6} {'SSIM':>6}")
+    header = (
+        f"{'name':8} {'size':>11} {'pipeline MB':>12} {'(a) MB':>8} {'(b) MB':>8} {'VMAF':>6} {'SSIM':>6}"
+    )
+    print(f"  {header}")
     for r in pipeline.result.get("renditions") or []:
         size = _file_size(file_uri_to_path(r["uri"])) if str(r["uri"]).startswith("file://") else 0
         a = _file_size(work / "a" / f"{r['name']}.mp4")

