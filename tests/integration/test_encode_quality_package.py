@@ -309,3 +309,37 @@ def test_peak_bandwidth_ignores_a_lone_short_tail() -> None:
     peak, average = peak_and_average_bandwidth(segments, target=2.0)
     assert peak == math.ceil(280_000 * 8 / 2.04)  # the second segment plus the tail
     assert average == math.ceil(530_000 * 8 / 4.04)
+
+
+def test_package_with_captions(work: Path, ladder: list[tuple[Path, dict[str, Any]]]) -> None:
+    vtt = work / "en.vtt"
+    vtt.write_text("WEBVTT\n\n00:00:00.500 --> 00:00:02.000\nhello captions\n")
+    renditions = [(path, {k: meta[k] for k in ("name", "width", "height", "codec", "bitrate_kbps")})
+                  for path, meta in ladder]  # fmt: skip
+    out = work / "package-captions"
+    result = package(
+        renditions,
+        out,
+        segment_seconds=SEGMENT_SECONDS,
+        captions=[{"language": "en", "name": "English", "path": vtt}],
+    )
+    assert {"hls/subs/en.vtt", "dash/subs/en.vtt"} <= set(result["segments"])
+    assert "hls/subs/en.m3u8" in result["manifests"]
+    master = (out / "hls" / "master.m3u8").read_text()
+    media = r'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",LANGUAGE="en".*URI="subs/en.m3u8"'
+    assert re.search(media, master)
+    assert all(
+        'SUBTITLES="subs"' in line for line in master.splitlines() if line.startswith("#EXT-X-STREAM-INF")
+    )
+    sub_playlist = (out / "hls" / "subs" / "en.m3u8").read_text()
+    assert "#EXT-X-ENDLIST" in sub_playlist
+    assert sub_playlist.strip().splitlines()[-2] == "en.vtt"
+    assert (out / "hls" / "subs" / "en.vtt").read_text() == vtt.read_text()
+    ns = {"d": "urn:mpeg:dash:schema:mpd:2011"}
+    mpd = ET.parse(out / "dash" / "manifest.mpd").getroot()
+    text_sets = mpd.findall(".//d:AdaptationSet[@contentType='text']", ns)
+    assert len(text_sets) == 1
+    assert text_sets[0].get("lang") == "en"
+    assert text_sets[0].find("d:Representation/d:BaseURL", ns).text == "subs/en.vtt"
+    # ffmpeg still plays the video through the master with the subtitle group present
+    assert decoded_frames(out / "hls" / "master.m3u8") > 0

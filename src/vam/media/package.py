@@ -38,6 +38,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MANIFEST_SUFFIXES = (".m3u8", ".mpd")
 _AAC_OBJECT_TYPES = {"LC": 2, "HE-AAC": 5, "HE-AACv2": 29, "LD": 23, "Main": 1}
 _AUDIO_CODECS = {"mp3": "mp4a.40.34", "ac3": "ac-3", "eac3": "ec-3", "opus": "Opus", "flac": "fLaC"}
+SUBTITLES_GROUP = "subs"
 _ASPECT_TOLERANCE = 0.01  # rungs within 1% of the set's display aspect ratio share its adaptation set
 
 
@@ -114,6 +115,7 @@ def _describe(path: Path) -> dict[str, Any]:
         "width": int(video["width"]),
         "height": int(video["height"]),
         "fps": fps,
+        "duration": float(video.get("duration") or 0.0),
         "dar": Fraction(int(video["width"]), int(video["height"])) * sar,
         "video_codecs": video_codecs_string(video.get("codec_name") or "", _extradata(video)),
         "audio": audio,
@@ -251,10 +253,18 @@ def write_master(
     renditions: list[tuple[Path, dict]],
     described: list[dict[str, Any]],
     segment_seconds: float,
+    subtitles: list[dict[str, Any]] | None = None,
 ) -> str:
-    """Write ``hls_dir/master.m3u8`` listing every variant, in the order given; return its text."""
+    """Write ``hls_dir/master.m3u8`` listing every variant, in the order given, and the
+    ``subtitles`` (``{"language", "name", "uri"}``) as one SUBTITLES group; return its text."""
     fallback = _ffmpeg_master_codecs(hls_dir / "master.m3u8")
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    for i, sub in enumerate(subtitles or []):
+        default = "YES" if i == 0 else "NO"
+        lines.append(
+            f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="{SUBTITLES_GROUP}",NAME="{sub["name"]}",'
+            f'LANGUAGE="{sub["language"]}",DEFAULT={default},AUTOSELECT=YES,FORCED=NO,URI="{sub["uri"]}"'
+        )
     for (_, meta), desc in zip(renditions, described, strict=True):
         uri = f"{meta['name']}/playlist.m3u8"
         segments = _segments(hls_dir / uri)
@@ -273,6 +283,8 @@ def write_master(
             attrs.append(f'CODECS="{",".join(codecs)}"')
         if desc["fps"]:
             attrs.append(f"FRAME-RATE={desc['fps']:.3f}")
+        if subtitles:
+            attrs.append(f'SUBTITLES="{SUBTITLES_GROUP}"')
         lines += [f"#EXT-X-STREAM-INF:{','.join(attrs)}", uri]
     text = "\n".join(lines) + "\n"
     (hls_dir / "master.m3u8").write_text(text)
@@ -284,12 +296,30 @@ def _package_hls(
     described: list[dict[str, Any]],
     hls_dir: Path,
     segment_seconds: float,
+    captions: list[dict[str, Any]],
 ) -> None:
     hls_dir.mkdir(parents=True)
     tools.run(hls_argv(renditions, described, hls_dir, segment_seconds))
     for _, meta in renditions:
         _fix_init_name(hls_dir / meta["name"])
-    write_master(hls_dir, renditions, described, segment_seconds)
+    duration = max(d["duration"] for d in described)
+    subtitles = [_hls_subtitle_playlist(hls_dir, c, duration) for c in captions]
+    write_master(hls_dir, renditions, described, segment_seconds, subtitles)
+
+
+def _hls_subtitle_playlist(hls_dir: Path, caption: dict[str, Any], duration: float) -> dict[str, Any]:
+    """Copy a WebVTT track into ``hls/subs/`` with a one-segment VOD playlist spanning the video."""
+    lang = caption["language"]
+    subs = hls_dir / "subs"
+    subs.mkdir(exist_ok=True)
+    shutil.copyfile(caption["path"], subs / f"{lang}.vtt")
+    (subs / f"{lang}.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-VERSION:3\n"
+        f"#EXT-X-TARGETDURATION:{max(1, math.ceil(duration))}\n"
+        "#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n"
+        f"#EXTINF:{duration:.3f},\n{lang}.vtt\n#EXT-X-ENDLIST\n"
+    )
+    return {"language": lang, "name": caption.get("name") or lang, "uri": f"subs/{lang}.m3u8"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,11 +414,36 @@ def _fix_mpd(text: str, codecs: dict[int, str]) -> str:
     return text.replace('bitstreamSwitching="true"', 'bitstreamSwitching="false"')
 
 
+def _dash_text_sets(text: str, dash_dir: Path, captions: list[dict[str, Any]]) -> str:
+    """Add one text AdaptationSet (WebVTT, side-loaded) per caption track to the MPD."""
+    if not captions:
+        return text
+    (dash_dir / "subs").mkdir(exist_ok=True)
+    next_id = 1 + max((int(i) for i in re.findall(r'<AdaptationSet id="(\d+)"', text)), default=-1)
+    sets = []
+    for offset, caption in enumerate(captions):
+        lang = caption["language"]
+        shutil.copyfile(caption["path"], dash_dir / "subs" / f"{lang}.vtt")
+        sets.append(
+            f'\t\t<AdaptationSet id="{next_id + offset}" contentType="text" mimeType="text/vtt"'
+            f' lang="{lang}">\n'
+            '\t\t\t<Role schemeIdUri="urn:mpeg:dash:role:2011" value="subtitle"/>\n'
+            f'\t\t\t<Representation id="captions-{lang}" bandwidth="256">\n'
+            f"\t\t\t\t<BaseURL>subs/{lang}.vtt</BaseURL>\n"
+            "\t\t\t</Representation>\n\t\t</AdaptationSet>\n"
+        )
+    head, sep, tail = text.rpartition("\t</Period>")
+    if not sep:
+        head, sep, tail = text.rpartition("</Period>")
+    return head + "".join(sets) + sep + tail
+
+
 def _package_dash(
     renditions: list[tuple[Path, dict]],
     described: list[dict[str, Any]],
     dash_dir: Path,
     segment_seconds: float,
+    captions: list[dict[str, Any]],
 ) -> None:
     dash_dir.mkdir(parents=True)
     argv, representations = dash_argv(renditions, described, dash_dir, segment_seconds)
@@ -399,7 +454,7 @@ def _package_dash(
         for rep, i in representations.items()
         if described[i]["video_codecs"]
     }
-    mpd.write_text(_fix_mpd(mpd.read_text(), codecs))
+    mpd.write_text(_dash_text_sets(_fix_mpd(mpd.read_text(), codecs), dash_dir, captions))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -418,9 +473,17 @@ def _listing(out_dir: Path) -> tuple[list[str], list[str]]:
     return manifests, segments
 
 
-def package(renditions: list[tuple[Path, dict]], out_dir: Path, *, segment_seconds: float) -> dict[str, Any]:
+def package(
+    renditions: list[tuple[Path, dict]],
+    out_dir: Path,
+    *,
+    segment_seconds: float,
+    captions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Package ``renditions`` (``(mp4 path, {"name", "width", "height", "codec", "bitrate_kbps"})``)
-    as HLS and DASH under ``out_dir``, copying the streams (no re-encode).
+    as HLS and DASH under ``out_dir``, copying the streams (no re-encode). ``captions``
+    (``{"language", "name", "path"}`` of WebVTT files) become an HLS SUBTITLES group and DASH
+    text adaptation sets.
 
     Returns ``{"hls_master", "dash_manifest", "manifests", "segments"}`` with paths relative to
     ``out_dir``: upload ``segments`` first and ``manifests`` last (media playlists before masters).
@@ -443,8 +506,8 @@ def package(renditions: list[tuple[Path, dict]], out_dir: Path, *, segment_secon
             )
     work = out_dir / f".package-{uuid.uuid4().hex[:12]}"
     try:
-        _package_hls(renditions, described, work / "hls", segment_seconds)
-        _package_dash(renditions, described, work / "dash", segment_seconds)
+        _package_hls(renditions, described, work / "hls", segment_seconds, captions or [])
+        _package_dash(renditions, described, work / "dash", segment_seconds, captions or [])
         for sub in ("hls", "dash"):
             if (out_dir / sub).exists():
                 shutil.rmtree(out_dir / sub)
