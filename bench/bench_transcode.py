@@ -22,7 +22,8 @@ Run as ``.venv/bin/python bench/bench_transcode.py [--seconds 20] [--profile def
 CPU seconds are user+system time of the child process tree (``getrusage(RUSAGE_CHILDREN)``
 deltas); "peak RSS" is the largest sum of RSS over the process tree, sampled every 0.2 s
 (shared pages are counted once per process); "max RSS" is ``ru_maxrss`` of the tree, i.e. the
-largest single process.
+largest single process; "other load" is how many CPUs other processes on the machine kept busy
+meanwhile (/proc/stat): the figures are only comparable when it is near 0.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ STAGES = (
 TARGET_TRANSCODE_RATIO = 1.15  # the issue's aim for a 20 s clip: transcode stage / (a)
 SAMPLE_INTERVAL = 0.2  # seconds between two samples of the process tree's memory
 KEEP_ENV = ("VAM_FFMPEG", "VAM_FFPROBE", "VAM_FFMPEG_THREADS")  # tool settings shared by both sides
+BUSY_WARNING = 0.1  # cores busy with other processes above which the report warns
 MIB = 1024 * 1024
 
 
@@ -133,6 +135,7 @@ class Usage:
     started_at: float = 0.0  # epoch seconds (to line up with Airflow's timestamps)
     ended_at: float = 0.0
     returncode: int = 0
+    elsewhere: float = 0.0  # CPU seconds the machine spent on processes that are not ours meanwhile
 
     @property
     def cpu(self) -> float:
@@ -149,6 +152,19 @@ class Usage:
         self.started_at = self.started_at or other.started_at
         self.ended_at = other.ended_at
         self.returncode = self.returncode or other.returncode
+        self.elsewhere += other.elsewhere
+
+    @property
+    def busy_elsewhere(self) -> float:
+        """Cores busy with other work during the measurement (0: a quiet machine)."""
+        return self.elsewhere / self.wall if self.wall > 0 else 0.0
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all CPUs have spent not idle since boot (/proc/stat; steal time counts as busy)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields)
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def run_measured(
@@ -156,6 +172,7 @@ def run_measured(
 ) -> Usage:
     """Run ``argv`` to completion (stderr to ``log``) and measure its whole process tree."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own_before, busy_before = resource.getrusage(resource.RUSAGE_SELF), machine_busy_seconds()
     with log.open("wb") as err, (stdout or Path(os.devnull)).open("wb") as out:
         started_at, started = time.time(), time.monotonic()
         proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
@@ -170,6 +187,9 @@ def run_measured(
         wall = time.monotonic() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own_after, busy_after = resource.getrusage(resource.RUSAGE_SELF), machine_busy_seconds()
+    children = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    own = own_after.ru_utime - own_before.ru_utime + own_after.ru_stime - own_before.ru_stime
     return Usage(
         wall=wall,
         user=after.ru_utime - before.ru_utime,
@@ -180,6 +200,7 @@ def run_measured(
         started_at=started_at,
         ended_at=started_at + wall,
         returncode=proc.returncode,
+        elsewhere=max(0.0, busy_after - busy_before - children - own),
     )
 
 
@@ -486,7 +507,7 @@ def print_report(
     else:
         print("setup   : --cold: the pipeline's wall time includes creating the Airflow metadata DB")
 
-    print(f"\n{'':44} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>13} {'max RSS MiB':>12}")
+    print(f"\n{'':44} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>13} {'max RSS MiB':>12} {'other load':>11}")
     rows = [
         ("pipeline: vam process (Airflow dag.test)", p),
         ("(a) ffmpeg per rendition, sequential", seq),
@@ -494,7 +515,10 @@ def print_report(
         ("ref: decode the source only", decode),
     ]
     for label, u in rows:
-        print(f"{label:44} {u.wall:8.1f} {u.cpu:8.1f} {_mib(u.peak_rss):>13} {_mib(u.max_rss):>12}")
+        print(
+            f"{label:44} {u.wall:8.1f} {u.cpu:8.1f} {_mib(u.peak_rss):>13} {_mib(u.max_rss):>12}"
+            f" {u.busy_elsewhere:11.2f}"
+        )
     print(f"{'  of which the Python processes (peak)':44} {'':8} {'':8} {_mib(p.peak_rss_other):>13}")
 
     transcode = pipeline.stage_seconds("transcode")
@@ -562,6 +586,12 @@ def print_report(
             f" {b / 1e6:8.2f} {vmaf:>6} {ssim:>6}"
         )
     print(f"\nstatus  : {pipeline.result.get('status')} (asset {pipeline.result.get('asset_id')})")
+    busiest = max(u.busy_elsewhere for _, u in rows)
+    if busiest > BUSY_WARNING:
+        print(
+            f"WARNING : other processes kept up to {busiest:.2f} of {len(os.sched_getaffinity(0))} CPUs busy"
+            " during the measurements ('other load'): wall times are inflated and ratios unreliable"
+        )
 
 
 # -- main ----------------------------------------------------------------------------------------

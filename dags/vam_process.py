@@ -4,12 +4,18 @@
 Triggered once per new source by `vam_ingest` (or by `vam process SOURCE`, or by hand with
 conf `{"source_uri": "s3://bucket/key"}`).
 
-register (content hash, catalog row) -> probe (ffprobe validation; bad input is *rejected* and
-quarantined) -> plan (the profile's ladder fitted to the source) -> one **transcode** task per
-rendition (pool `transcode`) -> one **quality** task per rendition (VMAF/SSIM/PSNR + full decode
-check) -> **quality_gate** (Great Expectations) -> **package** (HLS + DASH, manifests staged) ->
-**publish** (manifests promoted last, status *ready*) -> **finalize** (always runs: an asset that
-is not ready, rejected or failed by then is marked failed with the reason).
+register (content hash, catalog row) -> **tags** (sidecar file / run conf metadata, validated
+against the taxonomy) and **probe** (ffprobe validation; bad input is *rejected* and quarantined)
+-> plan (the profile's ladder fitted to the source) -> one **transcode** task per rendition
+(pool `transcode`) -> one **quality** task per rendition (VMAF/SSIM/PSNR + full decode check)
+-> **quality_gate** (Great Expectations) -> **package** (HLS + DASH with captions, manifests
+staged) -> **publish** (manifests promoted last, search index, status *ready*) -> **finalize**
+(always runs: an asset that is not ready, rejected or failed by then is marked failed with the
+reason).
+
+Beside the renditions, right after probe: **transcript** (Whisper: segments, word timestamps,
+WebVTT captions, embeddings for semantic search) and **scenes** (TransNetV2 shots, chapters,
+keyframes), then **labels** (ImageNet classifier) and **moderation** (NudeNet) per keyframe.
 
 Every task is idempotent: outputs go to `{asset_id}/{profile}@{version}/...` and the catalog
 is written with UPSERTs, so *Clear* on any task re-runs it safely.
@@ -54,6 +60,7 @@ def _profile() -> str | None:
         "source_uri": Param("", type="string", description="s3://, file:// URI or local path of the source"),
         "profile": Param("", type="string", description="encoding profile name (empty: the default)"),
         "title": Param("", type="string", description="optional title for the catalog"),
+        "tags": Param({}, type="object", description="manual tags, validated against the taxonomy"),
     },
     render_template_as_native_obj=True,
 )
@@ -70,6 +77,12 @@ def vam_process():
         return run_step(
             "register", None, pipeline.register, params["source_uri"], title=params.get("title") or None
         )
+
+    @task
+    def tags(asset: dict) -> dict:
+        from vam.enrich import steps
+
+        return run_step("tags", asset["asset_id"], steps.tags, asset, _params().get("tags") or None)
 
     @task
     def probe(asset: dict) -> dict:
@@ -119,17 +132,51 @@ def vam_process():
             _profile(),
         )
 
+    @task(pool=TRANSCODE_POOL)
+    def transcript(asset: dict, source_meta: dict) -> dict:
+        from vam.enrich import steps
+
+        return run_step("transcript", asset["asset_id"], steps.transcript, asset, source_meta)
+
+    @task(pool=TRANSCODE_POOL)
+    def scenes(asset: dict, source_meta: dict) -> dict:
+        from vam.enrich import steps
+
+        return run_step("scenes", asset["asset_id"], steps.scenes, asset, source_meta)
+
     @task
-    def package(asset: dict, renditions: list[dict]) -> dict:
+    def labels(asset: dict, scenes_result: dict) -> dict:
+        from vam.enrich import steps
+
+        return run_step("labels", asset["asset_id"], steps.labels, asset, scenes_result)
+
+    @task
+    def moderation(asset: dict, scenes_result: dict) -> dict:
+        from vam.enrich import steps
+
+        return run_step("moderation", asset["asset_id"], steps.moderation, asset, scenes_result)
+
+    @task
+    def package(asset: dict, renditions: list[dict], transcript_result: dict) -> dict:
         from vam import pipeline
 
-        return run_step("package", asset["asset_id"], pipeline.package, asset, list(renditions), _profile())
+        return run_step(
+            "package",
+            asset["asset_id"],
+            pipeline.package,
+            asset,
+            list(renditions),
+            _profile(),
+            transcript_result,
+        )
 
     @task
-    def publish(asset: dict, packaged: dict) -> dict:
+    def publish(asset: dict, packaged: dict, transcript_result: dict, scenes_result: dict) -> dict:
         from vam import pipeline
 
-        return run_step("publish", asset["asset_id"], pipeline.publish, asset, packaged)
+        return run_step(
+            "publish", asset["asset_id"], pipeline.publish, asset, packaged, transcript_result, scenes_result
+        )
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def finalize() -> dict:
@@ -154,9 +201,13 @@ def vam_process():
     renditions = transcode.partial(asset=asset, source_meta=meta).expand(rendition=plans)
     metrics = quality.partial(asset=asset, source_meta=meta).expand(rendition=renditions)
     gate = quality_gate(asset, meta, metrics)
-    packaged = package(asset, renditions)
+    speech = transcript(asset, meta)
+    shots = scenes(asset, meta)
+    packaged = package(asset, renditions, speech)
     gate >> packaged
-    publish(asset, packaged) >> finalize()
+    published = publish(asset, packaged, speech, shots)
+    [tags(asset), labels(asset, shots), moderation(asset, shots)] >> published
+    published >> finalize()
 
 
 vam_process_dag = vam_process()

@@ -2,9 +2,10 @@
 
 Storage clients come from Airflow connections when they exist (``aws_default`` or the
 connection named by VAM_AWS_CONN_ID), else from vam's settings (VAM_S3_ENDPOINT_URL and the
-standard AWS variables). Input that can never succeed (rejected source, failed quality gate)
-fails the task without retries; anything else is recorded against the asset and re-raised so
-Airflow retries it.
+standard AWS variables). Every failure is recorded against the asset (the last one becomes its
+reason if the run ends without it ready); a :class:`~vam.errors.PermanentFailure` (rejected
+source, invalid metadata, failed quality gate) fails the task without retries, anything else
+is re-raised so Airflow retries it.
 """
 
 from __future__ import annotations
@@ -55,23 +56,29 @@ def run_step(step: str, asset_id: str | None, fn: Callable[..., Any], *args: Any
     """Call ``fn(runtime, *args, **kwargs)`` with vam's failure semantics (see module doc)."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from vam.errors import QualityGateFailed, RejectedInput
+    from vam.errors import PermanentFailure
 
     rt = runtime()
     _kill_media_on_sigterm()
     try:
         return fn(rt, *args, **kwargs)
-    except (RejectedInput, QualityGateFailed) as exc:
+    except PermanentFailure as exc:  # retrying cannot help: fail now, with the reason
+        _record(rt, asset_id, step, exc)
         raise AirflowFailException(str(exc)) from exc
     except Exception as exc:
-        if asset_id:
-            from vam.pipeline import record_failure
-
-            try:
-                record_failure(rt, asset_id, step, exc)
-            except Exception:  # the catalog may be what failed; the task error matters more
-                log.exception("could not record the failure of %s in the catalog", step)
+        _record(rt, asset_id, step, exc)
         raise
+
+
+def _record(rt: Any, asset_id: str | None, step: str, exc: BaseException) -> None:
+    if not asset_id:
+        return
+    from vam.pipeline import record_failure
+
+    try:
+        record_failure(rt, asset_id, step, exc)
+    except Exception:  # the catalog may be what failed; the task error matters more
+        log.exception("could not record the failure of %s in the catalog", step)
 
 
 def _kill_media_on_sigterm() -> None:

@@ -79,6 +79,67 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_READY
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from vam import pipeline
+    from vam.catalog.search import SearchFilters, search
+    from vam.enrich.tags import load_taxonomy, parse_assignments
+
+    tags = load_taxonomy().filter_values(parse_assignments(args.tag)) if args.tag else None
+    filters = SearchFilters(
+        min_duration=args.min_duration,
+        max_duration=args.max_duration,
+        min_height=args.min_height,
+        max_height=args.max_height,
+        codec=args.codec,
+        status=args.status,
+        tags=tags,
+        labels=args.label or None,
+        flagged=args.flagged,
+    )
+    rt = pipeline.Runtime.from_env()
+    with rt.catalog() as cat:
+        hits = search(cat, args.query, mode=args.mode, filters=filters, limit=args.limit)
+    if args.json:
+        _print_json(hits)
+        return EXIT_READY
+    if not hits:
+        print("no matches", file=sys.stderr)
+    for hit in hits:
+        print(f"{hit['asset_id']}  {hit['score']:.3f}  {hit.get('title') or ''}")
+        for m in hit.get("matches") or []:
+            print(f"    {_clock(m['start'])}-{_clock(m['end'])}  {m['text']}")
+    return EXIT_READY
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(float(seconds), 60)
+    return f"{int(minutes):02d}:{secs:06.3f}"
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    import getpass
+
+    from vam import pipeline
+    from vam.enrich.tags import apply_tags, parse_assignments
+
+    rt = pipeline.Runtime.from_env()
+    changes = parse_assignments(args.assignments)
+    with rt.catalog(actor=f"cli:{getpass.getuser()}") as cat:
+        cat.get_asset(args.asset_id)  # a clear error for an unknown asset
+        tags = apply_tags(cat, args.asset_id, changes, actor=f"cli:{getpass.getuser()}", source="cli")
+    if args.json:
+        _print_json(tags)
+    else:
+        print("\n".join(f"{k}={v}" for k, v in sorted(tags.items())))
+    return EXIT_READY
+
+
+def _print_json(data: Any) -> None:
+    from vam.pipeline import dumps
+
+    print(dumps(data))
+
+
 def cmd_drop(args: argparse.Namespace) -> int:
     """Upload a file into the landing prefix, where the ingest DAG picks it up."""
     from vam import storage
@@ -114,10 +175,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _print(result: dict[str, Any], as_json: bool) -> None:
-    from vam.pipeline import dumps
-
     if as_json:
-        print(dumps(result))
+        _print_json(result)
         return
     print(
         f"asset {result['asset_id']}: {result['status']}"
@@ -151,6 +210,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", action="store_true", help="include the audit log")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("search", help="search titles, tags, labels and transcripts")
+    p.add_argument("query", nargs="?", default="", help="words or a phrase (empty: browse with filters)")
+    p.add_argument("--mode", choices=("text", "semantic"), default="text")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--min-duration", type=float)
+    p.add_argument("--max-duration", type=float)
+    p.add_argument("--min-height", type=int)
+    p.add_argument("--max-height", type=int)
+    p.add_argument("--codec", help="source video codec, e.g. h264")
+    p.add_argument("--status", help="asset status, e.g. ready")
+    p.add_argument("--tag", action="append", default=[], help="key=value tag filter (repeatable)")
+    p.add_argument("--label", action="append", default=[], help="visual label the asset must have")
+    p.add_argument("--flagged", action=argparse.BooleanOptionalAction, default=None, help="moderation flag")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("tag", help="set manual tags: key=value, key+=a,b, key-=a, key= (delete)")
+    p.add_argument("asset_id")
+    p.add_argument("assignments", nargs="+")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tag)
 
     p = sub.add_parser("drop", help="upload a file into the landing prefix (picked up by the ingest DAG)")
     p.add_argument("file")

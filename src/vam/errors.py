@@ -7,7 +7,11 @@ class VamError(Exception):
     """Base class of every error vam raises on purpose."""
 
 
-class RejectedInput(VamError):
+class PermanentFailure(VamError):
+    """A failure that retrying the same step cannot fix (bad input, bad metadata, failed gate)."""
+
+
+class RejectedInput(PermanentFailure):
     """The source is not a usable video. ``code`` is a short machine-readable reason."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -16,11 +20,11 @@ class RejectedInput(VamError):
         self.message = message
 
 
-class UnknownProfile(VamError):
+class UnknownProfile(PermanentFailure):
     """An encoding profile name that does not exist."""
 
 
-class ProfileError(VamError):
+class ProfileError(PermanentFailure):
     """An encoding profile file that is malformed."""
 
 
@@ -34,7 +38,7 @@ class ToolError(VamError):
         self.stderr_tail = stderr_tail
 
 
-class QualityGateFailed(VamError):
+class QualityGateFailed(PermanentFailure):
     """A rendition failed the quality gate; the message names the rendition and metric."""
 
 

@@ -28,12 +28,14 @@ from vam.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 MANIFEST_SUFFIXES = (".m3u8", ".mpd")
+LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "fr": "Français", "es": "Español", "it": "Italiano"}
 CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".mpd": "application/dash+xml",
     ".m4s": "video/iso.segment",
     ".mp4": "video/mp4",
     ".json": "application/json",
+    ".vtt": "text/vtt",
 }
 
 
@@ -331,7 +333,11 @@ def _null_scores_to_zero(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def package(
-    rt: Runtime, asset: dict[str, Any], renditions: list[dict], profile: str | None
+    rt: Runtime,
+    asset: dict[str, Any],
+    renditions: list[dict],
+    profile: str | None,
+    transcript: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """HLS and DASH from the stored renditions, without re-encoding. Segments are uploaded to their
     final keys; manifests only to a staging prefix, which :func:`publish` promotes last."""
@@ -343,7 +349,12 @@ def package(
     out_dir = rt.work(asset_id, prof.key, "package")
     shutil.rmtree(out_dir)
     out_dir.mkdir()
-    made = package_media(inputs, out_dir, segment_seconds=prof.segment_seconds)
+    captions = []
+    if transcript and transcript.get("captions_uri"):
+        lang = transcript["language"]
+        vtt = local_copy(rt, transcript["captions_uri"], asset_id, f"captions-{lang}")
+        captions.append({"language": lang, "name": LANGUAGE_NAMES.get(lang, lang), "path": vtt})
+    made = package_media(inputs, out_dir, segment_seconds=prof.segment_seconds, captions=captions)
     with rt.catalog() as cat:
         for rel in made["segments"]:
             uri = rt.output_uri(asset_id, prof.key, rel)
@@ -364,8 +375,17 @@ def package(
     }
 
 
-def publish(rt: Runtime, asset: dict[str, Any], packaged: dict[str, Any]) -> dict[str, Any]:
-    """Promote the staged manifests (variant playlists first, master and MPD last), then ``ready``."""
+def publish(
+    rt: Runtime,
+    asset: dict[str, Any],
+    packaged: dict[str, Any],
+    transcript: dict[str, Any] | None = None,
+    scenes: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Promote the staged manifests (variant playlists first, master and MPD last), record the
+    caption and chapter tracks, index the asset for search, then ``ready``."""
+    from vam.enrich.steps import publish_tracks
+
     entry_points = {packaged["hls_uri"], packaged["dash_uri"]}
     ordered = sorted(packaged["staged"], key=lambda m: m["final"] in entry_points)
     with rt.catalog() as cat:
@@ -377,6 +397,7 @@ def publish(rt: Runtime, asset: dict[str, Any], packaged: dict[str, Any]) -> dic
         for m in ordered:
             storage.store_for(m["staged"]).delete(m["staged"])
         cat.update_asset(asset["asset_id"], hls_uri=packaged["hls_uri"], dash_uri=packaged["dash_uri"])
+        publish_tracks(rt, asset["asset_id"], transcript or {}, scenes or {})
         cat.set_status(asset["asset_id"], "ready", hls_uri=packaged["hls_uri"], dash_uri=packaged["dash_uri"])
     return {"asset_id": asset["asset_id"], "hls_uri": packaged["hls_uri"], "dash_uri": packaged["dash_uri"]}
 
@@ -413,6 +434,9 @@ def summary(rt: Runtime, asset_id: str) -> dict[str, Any]:
         quality: dict[str, dict[str, Any]] = {}
         for q in cat.quality(asset_id, a["profile"]) if a["profile"] else []:
             quality.setdefault(q["rendition"], {})[q["metric"]] = q["mean"]
+        from vam.catalog.enrichment import get_enrichment
+
+        enrichment = get_enrichment(cat, asset_id)
     meta = a["source_meta"] or {}
     keys = ("container", "video_codec", "audio_codec", "width", "height", "display_width", "display_height")
     keys += ("fps", "duration", "rotation", "frame_count", "size_bytes")
@@ -440,6 +464,9 @@ def summary(rt: Runtime, asset_id: str) -> dict[str, Any]:
         ],
         "hls": a["hls_uri"] if a["status"] == "ready" else None,
         "dash": a["dash_uri"] if a["status"] == "ready" else None,
+        "captions": a.get("captions_uri") if a["status"] == "ready" else None,
+        "chapters_track": a.get("chapters_uri") if a["status"] == "ready" else None,
+        **enrichment,
     }
 
 

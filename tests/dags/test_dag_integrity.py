@@ -39,8 +39,19 @@ def test_every_dag_has_tags_retries_and_docs(dagbag):
 
 def test_processing_dag_reads_like_the_pipeline(dagbag):
     dag = dagbag.dags["vam_process"]
-    assert [t.task_id for t in dag.topological_sort()][:3] == ["register", "probe", "plan"]
-    assert {"transcode", "quality", "quality_gate", "package", "publish", "finalize"} <= set(dag.task_ids)
-    transcode = dag.get_task("transcode")
-    assert transcode.pool == "transcode"
+    assert dag.get_task("register").upstream_task_ids == set()
+    upstream = {t: dag.get_task(t).upstream_task_ids for t in dag.task_ids}
+    assert upstream["probe"] == {"register"}
+    assert upstream["plan"] == {"probe", "register"}
+    assert "plan" in upstream["transcode"]
+    assert "transcode" in upstream["quality"]
+    # enrichment fans out beside the renditions, straight after probe
+    assert upstream["transcript"] == {"probe", "register"}
+    assert upstream["scenes"] == {"probe", "register"}
+    assert "scenes" in upstream["labels"]
+    assert "scenes" in upstream["moderation"]
+    assert {"quality_gate", "transcode", "transcript"} <= upstream["package"]
+    assert {"package", "tags", "labels", "moderation", "scenes", "transcript"} <= upstream["publish"]
+    assert dag.get_task("transcode").pool == "transcode"
     assert dag.get_task("finalize").trigger_rule == "all_done"
+    assert upstream["finalize"] == {"publish"}

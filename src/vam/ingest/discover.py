@@ -18,8 +18,9 @@ from vam.catalog.repo import asset_id_for
 
 log = logging.getLogger(__name__)
 
-# Names a writer uses while an upload is in progress, and hidden files: never ingested.
-IGNORED_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart")
+# Names a writer uses while an upload is in progress, sidecar metadata files (read with their
+# video, see vam.enrich.tags.load_sidecar) and hidden files: never ingested as sources.
+IGNORED_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart", ".json", ".yaml", ".yml")
 
 
 def is_candidate(uri: str) -> bool:

@@ -1,0 +1,135 @@
+"""Visual labels (EfficientNet-Lite0) and moderation (NudeNet) on real photos shipped with scikit-learn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vam.enrich import labels, moderation
+from vam.errors import VamError
+
+SKLEARN_IMAGES = Path(pytest.importorskip("sklearn.datasets").__file__).parent / "images"
+FLOWER = SKLEARN_IMAGES / "flower.jpg"  # a pink flower, close up
+CHINA = SKLEARN_IMAGES / "china.jpg"  # a Chinese temple among trees
+
+# ImageNet classes a close-up of a flower plausibly gets (the flower is not in ImageNet as such)
+FLOWER_LIKE = {"daisy", "bee", "ant", "sea anemone", "mushroom", "pot", "vase", "hip", "cardoon", "honeycomb"}
+BUILDING_LIKE = {"palace", "bell tower", "monastery", "castle", "church", "pagoda", "boathouse", "lakeshore"}
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[Path]:
+    if not (FLOWER.is_file() and CHINA.is_file()):
+        pytest.skip(f"scikit-learn's sample images are not in {SKLEARN_IMAGES}")
+    return [FLOWER, CHINA]
+
+
+@pytest.mark.integration
+def test_network_loads_the_bundled_weights_strictly():
+    net = labels._model()
+    assert not net.training
+    assert len(labels.class_names()) == 1000
+    assert labels.class_names()[985] == "daisy"
+
+
+@pytest.mark.integration
+def test_classify_real_photos(photos):
+    flower, china = labels.classify(photos, top_k=5)
+    assert len(flower) == len(china) == 5
+    assert flower[0]["label"] == "daisy"
+    assert flower[0]["score"] > 0.25
+    assert len(FLOWER_LIKE & {x["label"] for x in flower}) >= 3
+    assert china[0]["label"] in BUILDING_LIKE
+    assert len(BUILDING_LIKE & {x["label"] for x in china}) >= 3
+    for ranked in (flower, china):
+        scores = [x["score"] for x in ranked]
+        assert scores == sorted(scores, reverse=True)
+        assert 0 < sum(scores) <= 1.0001
+
+
+@pytest.mark.integration
+def test_classify_edge_cases(photos, tmp_path):
+    assert labels.classify([]) == []
+    assert len(labels.classify(photos[:1], top_k=1)[0]) == 1
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    with pytest.raises(VamError, match="cannot read image"):
+        labels.classify([broken])
+    with pytest.raises(ValueError, match="top_k"):
+        labels.classify(photos, top_k=0)
+
+
+@pytest.mark.integration
+def test_aggregate_classified_keyframes(photos):
+    per_image = labels.classify([FLOWER, CHINA, FLOWER], top_k=5)
+    asset = labels.aggregate(per_image, top_k=3)
+    assert len(asset) == 3
+    assert asset[0] == {"label": "daisy", "score": per_image[0][0]["score"], "scenes": 2}
+    assert asset[1]["label"] == per_image[1][0]["label"]
+    assert asset[1]["scenes"] == 1
+
+
+def test_aggregate_takes_the_best_score_and_counts_scenes():
+    per_image = [
+        [{"label": "dog", "score": 0.5}, {"label": "cat", "score": 0.2}],
+        [{"label": "cat", "score": 0.6}, {"label": "dog", "score": 0.1}],
+        [{"label": "car", "score": 0.2}, {"label": "car", "score": 0.3}],  # a name twice in one image
+    ]
+    assert labels.aggregate(per_image) == [
+        {"label": "cat", "score": 0.6, "scenes": 2},
+        {"label": "dog", "score": 0.5, "scenes": 2},
+        {"label": "car", "score": 0.3, "scenes": 1},
+    ]
+    assert labels.aggregate(per_image, top_k=1) == [{"label": "cat", "score": 0.6, "scenes": 2}]
+    assert labels.aggregate([]) == []
+
+
+@pytest.mark.integration
+def test_moderation_of_benign_photos(photos):
+    per_image = moderation.moderate(photos)
+    assert len(per_image) == 2
+    for result in per_image:
+        assert result["score"] < 0.2
+        for detection in result["detections"]:
+            assert detection["class"] not in moderation.EXPLICIT_CLASSES
+            assert len(detection["box"]) == 4
+    verdict = moderation.flag(per_image, 0.6)
+    assert verdict["flagged"] is False
+    assert verdict["max_score"] < 0.2
+    assert moderation.moderate([]) == []
+
+
+@pytest.mark.integration
+def test_moderation_rejects_an_unreadable_image(tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"")
+    with pytest.raises(VamError, match="cannot read image"):
+        moderation.moderate([broken])
+
+
+def test_flag_thresholds():
+    per_image = [{"score": 0.0, "detections": []}, {"score": 0.61, "detections": []}, {"score": 0.3}]
+    assert moderation.flag(per_image, 0.6) == {"flagged": True, "max_score": 0.61, "threshold": 0.6}
+    assert moderation.flag(per_image, 0.61)["flagged"] is True  # reaching the threshold flags
+    assert moderation.flag(per_image, 0.62) == {"flagged": False, "max_score": 0.61, "threshold": 0.62}
+    assert moderation.flag([], 0.6) == {"flagged": False, "max_score": 0.0, "threshold": 0.6}
+    assert moderation.flag([{"score": 0.0}], 0.0)["flagged"] is True
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        moderation.flag(per_image, 1.5)
+
+
+def test_flag_defaults_to_the_setting(monkeypatch):
+    monkeypatch.setenv("VAM_MODERATION_THRESHOLD", "0.25")
+    assert moderation.flag([{"score": 0.3}]) == {"flagged": True, "max_score": 0.3, "threshold": 0.25}
+
+
+def test_explicit_classes_are_exposed_body_parts_nudenet_knows():
+    from nudenet import nudenet as nudenet_module
+
+    known = set(nudenet_module.__labels)  # the detector's class list
+    assert known >= moderation.EXPLICIT_CLASSES
+    assert all(c.endswith("_EXPOSED") for c in moderation.EXPLICIT_CLASSES)
+    assert {"FEET_EXPOSED", "ARMPITS_EXPOSED", "BELLY_EXPOSED", "MALE_BREAST_EXPOSED"}.isdisjoint(
+        moderation.EXPLICIT_CLASSES
+    )
