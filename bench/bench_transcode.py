@@ -11,13 +11,14 @@ Run as ``.venv/bin/python bench/bench_transcode.py [--seconds 20] [--profile def
    tree; the Airflow metadata DB and the catalog schema are created beforehand (a one-time cost,
    reported apart) unless ``--cold``;
 3. reads the run's task instances from AIRFLOW_HOME/airflow.db and breaks the wall time down by
-   stage, plus what falls between the tasks (process start, imports, dag.test scheduling);
+   stage (the media stages, then any other task of the DAG, e.g. enrichment), plus what falls
+   outside the tasks (process start, imports, dag.test scheduling, exit);
 4. encodes the same ladder (vam's ``plan_ladder`` + ``encode_argv``, same settings) with plain
    ffmpeg: (a) one process per rendition, one after another (as dag.test runs tasks), and (b) one
    process with a ``split`` filter (``ladder_split_argv``); and, as a reference, a decode-only
    pass over the source;
 5. prints a report with the ratios. Exit status 1 when the pipeline does not reach ``ready``
-   or a plain ffmpeg run fails.
+   (the report is still printed: the tasks that ran have timings) or a plain ffmpeg run fails.
 
 CPU seconds are user+system time of the child process tree (``getrusage(RUSAGE_CHILDREN)``
 deltas); "peak RSS" is the largest sum of RSS over the process tree, sampled every 0.2 s
@@ -58,7 +59,9 @@ from vam.media.profiles import load_profile
 from vam.media.types import MediaInfo, Profile, RenditionPlan
 from vam.settings import load_settings
 
-STAGES = (
+# The media pipeline's tasks, in DAG order. Any other task of the run (enrichment: transcript, scenes,
+# labels, ...) is reported after them, under its own name.
+MEDIA_STAGES = (
     "register",
     "probe",
     "plan",
@@ -441,6 +444,22 @@ def run_decode(source: Path, threads: int, log: Path) -> Usage:
 # -- report ------------------------------------------------------------------------------------------
 
 
+def code_version() -> str:
+    """The checked-out commit of the vam being measured (and whether it has local changes)."""
+    from vam.settings import REPO_ROOT
+
+    def git(*args: str) -> str:
+        cmd = ["git", "-C", str(REPO_ROOT), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("log", "-1", "--format=%h %s")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return f"{REPO_ROOT} (not a git checkout)"
+    return f"{REPO_ROOT} at {commit}" + (" (+ uncommitted changes)" if dirty else "")
+
+
 def ffmpeg_version() -> str:
     proc = subprocess.run([tools.ffmpeg_path(), "-version"], capture_output=True, text=True, check=True)
     return proc.stdout.splitlines()[0]
@@ -492,6 +511,7 @@ def print_report(
     mbps = info.size_bytes * 8 / info.duration / 1e6 if info.duration else 0.0
     print("\n=== vam transcode benchmark ===")
     print(f"machine : {machine()}")
+    print(f"code    : {code_version()}")
     print(f"ffmpeg  : {ffmpeg_version()}")
     print(f"          {tools.ffmpeg_path()}")
     print(
@@ -551,9 +571,16 @@ def print_report(
         print(f"  {t.label:24} {t.seconds:7.1f} s  {t.state}{extra}")
 
     print(f"\n{'stage':24} {'seconds':>8} {'% of wall':>10}")
-    for stage in STAGES:
+    others = list(dict.fromkeys(t.task_id for t in pipeline.tasks if t.task_id not in MEDIA_STAGES))
+    for stage in [*MEDIA_STAGES, *others]:
         sec = pipeline.stage_seconds(stage)
-        print(f"  {stage:22} {sec:8.1f} {100 * sec / p.wall:9.1f}%")
+        print(
+            f"  {stage:22} {sec:8.1f} {100 * sec / p.wall:9.1f}%"
+            + ("  (not media)" if stage in others else "")
+        )
+    if others:
+        sec = sum(pipeline.stage_seconds(stage) for stage in others)
+        print(f"  {'not media, together':22} {sec:8.1f} {100 * sec / p.wall:9.1f}%")
     tasks = pipeline.task_seconds
     overhead = p.wall - tasks
     print(f"  {'sum of tasks':22} {tasks:8.1f} {100 * tasks / p.wall:9.1f}%")
@@ -585,7 +612,9 @@ def print_report(
             f"  {r['name']:8} {r['width']:>5}x{r['height']:<5} {size / 1e6:12.2f} {a / 1e6:8.2f}"
             f" {b / 1e6:8.2f} {vmaf:>6} {ssim:>6}"
         )
-    print(f"\nstatus  : {pipeline.result.get('status')} (asset {pipeline.result.get('asset_id')})")
+    result = pipeline.result
+    reason = f": {result.get('reason')}" if result.get("status") != "ready" else ""
+    print(f"\nstatus  : {result.get('status')} (asset {result.get('asset_id')}){reason}")
     busiest = max(u.busy_elsewhere for _, u in rows)
     if busiest > BUSY_WARNING:
         print(
@@ -641,11 +670,8 @@ def main(argv: list[str] | None = None) -> int:
             pipeline = run_pipeline(source, args.profile, env, work)
             status = pipeline.result.get("status")
             progress(f"pipeline: {status} in {pipeline.usage.wall:.1f} s")
-            if status != "ready":
-                print(json.dumps(pipeline.result, indent=2, default=str))
-                print(f"vam process ended {status}: {pipeline.result.get('reason')}", file=sys.stderr)
-                print(f"see {work / 'vam-process.log'}", file=sys.stderr)
-                return 1
+            if status != "ready":  # still measured and reported: the tasks that ran have timings
+                progress(f"vam process ended {status}: {pipeline.result.get('reason')}")
 
             progress(f"(a) {len(plans)} ffmpeg processes, one after another")
             seq, seq_each = run_sequential(source, plans, prof, info, work / "a", threads)
@@ -667,6 +693,9 @@ def main(argv: list[str] | None = None) -> int:
                 setup=setup,
                 work=work,
             )
+        if status != "ready":
+            print(f"vam process did not reach ready; see {work / 'vam-process.log'}", file=sys.stderr)
+            return 1
         succeeded = True
         return 0
     finally:

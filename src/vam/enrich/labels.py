@@ -218,21 +218,22 @@ def aggregate(per_image: list[list[dict]], *, top_k: int = 10) -> list[dict]:
     """Asset-level labels from per-keyframe labels: ``[{"label", "score", "scenes"}]``, best first.
 
     ``score`` is the label's highest score in any keyframe (a label that is clear in one scene
-    describes the asset even if other scenes show something else); ``scenes`` is the number of
-    keyframes whose top-k includes it. Sorted by score, then by scenes; ``top_k`` are kept.
+    describes the asset even if other scenes show something else); ``scenes`` lists the indexes
+    of the keyframes whose top-k includes it. Sorted by score, then by the number of scenes;
+    ``top_k`` are kept.
     """
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     best: dict[str, float] = {}
-    count: dict[str, int] = {}
-    for labels in per_image:
+    scenes: dict[str, list[int]] = {}
+    for index, labels in enumerate(per_image):
         seen: dict[str, float] = {}
         for item in labels:
             seen[item["label"]] = max(seen.get(item["label"], 0.0), float(item["score"]))
         for label, score in seen.items():
             best[label] = max(best.get(label, 0.0), score)
-            count[label] = count.get(label, 0) + 1
-    ranked = sorted(best, key=lambda label: (-best[label], -count[label], label))
+            scenes.setdefault(label, []).append(index)
+    ranked = sorted(best, key=lambda label: (-best[label], -len(scenes[label]), label))
     return [
-        {"label": label, "score": round(best[label], 4), "scenes": count[label]} for label in ranked[:top_k]
+        {"label": label, "score": round(best[label], 4), "scenes": scenes[label]} for label in ranked[:top_k]
     ]

@@ -151,6 +151,8 @@ def _decoded_chunks(video_path: Path, fps_fraction: str, chunk_frames: int) -> I
         try:
             while data := stdout.read(chunk_frames * _FRAME_BYTES):
                 if not put(data):
+                    while stdout.read(1 << 16):  # stopped: drain, so that ffmpeg is not stuck writing
+                        pass
                     return
             put(None)
         except BaseException as exc:  # handed to the consumer
