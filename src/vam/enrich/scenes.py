@@ -16,12 +16,8 @@ probability (for a hard cut, TransNetV2 marks the last frame of the outgoing sho
 
 from __future__ import annotations
 
-import collections
 import html
 import logging
-import queue
-import shlex
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -31,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vam.errors import ToolError, VamError
+from vam.errors import VamError
 from vam.media import tools
 from vam.media.probe import probe
 from vam.settings import load_settings
@@ -110,92 +106,19 @@ def _decode_argv(video_path: Path, fps_fraction: str) -> list[str]:
 
 
 def _decoded_chunks(video_path: Path, fps_fraction: str, chunk_frames: int) -> Iterator[np.ndarray]:
-    """Yield uint8 arrays [n, 27, 48, 3] of at most ``chunk_frames`` frames, decoded by ffmpeg.
-
-    :func:`vam.media.tools.run` holds a command's whole (text) output, so this streams a binary
-    pipe itself, with the same conventions: argv logged, own process group (registered so that
-    :func:`vam.media.tools.kill_running` stops it), killed if the consumer stops early, a non-zero
-    exit raised as :class:`ToolError` with the stderr tail.
-    """
+    """Yield uint8 arrays [n, 27, 48, 3] of at most ``chunk_frames`` frames, decoded by ffmpeg
+    (through :func:`vam.media.tools.stream`, which reads ahead while the model runs)."""
+    rest = b""
     argv = _decode_argv(video_path, fps_fraction)
-    log.info("running: %s", shlex.join(argv))
-    proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
-    )
-    with tools._running_lock:
-        tools._running.add(proc)  # type: ignore[arg-type]
-    tail: collections.deque[str] = collections.deque(maxlen=tools.TAIL_LINES)
-    stdout, stderr = proc.stdout, proc.stderr
-    if stdout is None or stderr is None:  # pragma: no cover - both are PIPE above
-        raise RuntimeError("subprocess pipes were not created")
-
-    def drain_stderr() -> None:
-        for raw in stderr:
-            line = raw.decode(errors="replace").rstrip()
-            if line:
-                tail.append(line)
-
-    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=_DECODE_AHEAD_CHUNKS)
-    stop = threading.Event()
-
-    def put(item: bytes | BaseException | None) -> bool:
-        while not stop.is_set():
-            try:
-                chunks.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def read_stdout() -> None:
-        try:
-            while data := stdout.read(chunk_frames * _FRAME_BYTES):
-                if not put(data):
-                    while stdout.read(1 << 16):  # stopped: drain, so that ffmpeg is not stuck writing
-                        pass
-                    return
-            put(None)
-        except BaseException as exc:  # handed to the consumer
-            put(exc)
-
-    readers = [
-        threading.Thread(target=drain_stderr, daemon=True, name="ffmpeg-stderr"),
-        threading.Thread(target=read_stdout, daemon=True, name="ffmpeg-frames"),
-    ]
-    for reader in readers:
-        reader.start()
-    finished = False
-    try:
-        rest = b""
-        while True:
-            item = chunks.get()
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            data = rest + item if rest else item
-            usable = len(data) - len(data) % _FRAME_BYTES
-            rest = data[usable:]
-            if usable:
-                frames = np.frombuffer(memoryview(data)[:usable], np.uint8)
-                yield frames.reshape(-1, FRAME_HEIGHT, FRAME_WIDTH, 3)
-        returncode = proc.wait()
-        finished = True
-        readers[0].join(timeout=tools.KILL_GRACE_SECONDS)
-        if returncode != 0:
-            raise ToolError(argv, returncode, "\n".join(tail))
-        if rest:
-            log.warning("ffmpeg left %d bytes of a partial frame; ignored", len(rest))
-    finally:
-        stop.set()
-        if not finished:
-            tools._kill_group(proc)  # type: ignore[arg-type]
-        with tools._running_lock:
-            tools._running.discard(proc)  # type: ignore[arg-type]
-        for reader in readers:
-            reader.join(timeout=tools.KILL_GRACE_SECONDS)
-        stdout.close()
-        stderr.close()
+    for item in tools.stream(argv, chunk_bytes=chunk_frames * _FRAME_BYTES, read_ahead=_DECODE_AHEAD_CHUNKS):
+        data = rest + item if rest else item
+        usable = len(data) - len(data) % _FRAME_BYTES
+        rest = data[usable:]
+        if usable:
+            frames = np.frombuffer(memoryview(data)[:usable], np.uint8)
+            yield frames.reshape(-1, FRAME_HEIGHT, FRAME_WIDTH, 3)
+    if rest:
+        log.warning("ffmpeg left %d bytes of a partial frame; ignored", len(rest))
 
 
 # -- inference ------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import queue
 import re
 import shlex
 import shutil
@@ -20,6 +21,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from typing import IO, Any
 
 from vam.errors import ToolError, VamError
@@ -211,3 +213,81 @@ def run_ffprobe_json(args: list[str], *, timeout: float | None = 120.0) -> dict[
     if not isinstance(data, dict):
         raise ToolError(argv, 0, f"ffprobe printed JSON that is not an object: {result.stdout[:500]}")
     return data
+
+
+def stream(argv: list[str], *, chunk_bytes: int, read_ahead: int = 4) -> Iterator[bytes]:
+    """Run ``argv`` and yield its standard output in chunks of up to ``chunk_bytes`` (for binary
+    pipes such as ``-f rawvideo pipe:1``, which :func:`run` would hold whole as text).
+
+    Same conventions as :func:`run`: the command is logged, runs in its own process group
+    (stopped by :func:`kill_running`), is killed if the consumer stops early, and a non-zero exit
+    raises :class:`ToolError` with the stderr tail. Up to ``read_ahead`` chunks are read ahead on
+    a thread, so ffmpeg keeps decoding while the consumer works.
+    """
+    log.info("running: %s", shlex.join(argv))
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    with _running_lock:
+        _running.add(proc)  # type: ignore[arg-type]
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    stdout, stderr = proc.stdout, proc.stderr
+    if stdout is None or stderr is None:  # pragma: no cover - both are PIPE above
+        raise RuntimeError("subprocess pipes were not created")
+
+    def drain_stderr() -> None:
+        for raw in stderr:
+            line = raw.decode(errors="replace").rstrip()
+            if line:
+                tail.append(line)
+
+    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=read_ahead)
+    stop = threading.Event()
+
+    def put(item: bytes | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read_stdout() -> None:
+        try:
+            while data := stdout.read(chunk_bytes):
+                if not put(data):
+                    while stdout.read(1 << 16):  # stopped: drain, so that ffmpeg is not stuck writing
+                        pass
+                    return
+            put(None)
+        except BaseException as exc:  # handed to the consumer
+            put(exc)
+
+    readers = [
+        threading.Thread(target=drain_stderr, daemon=True, name="tool-stderr"),
+        threading.Thread(target=read_stdout, daemon=True, name="tool-stdout"),
+    ]
+    for reader in readers:
+        reader.start()
+    finished = False
+    try:
+        while (item := chunks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+        returncode = proc.wait()
+        finished = True
+        readers[0].join(timeout=KILL_GRACE_SECONDS)
+        if returncode != 0:
+            raise ToolError(argv, returncode, "\n".join(tail))
+    finally:
+        stop.set()
+        if not finished:
+            _kill_group(proc)  # type: ignore[arg-type]
+        with _running_lock:
+            _running.discard(proc)  # type: ignore[arg-type]
+        for reader in readers:
+            reader.join(timeout=KILL_GRACE_SECONDS)
+        stdout.close()
+        stderr.close()
