@@ -30,6 +30,7 @@ meanwhile (/proc/stat): the figures are only comparable when it is near 0.
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import resource
@@ -83,7 +84,8 @@ MIB = 1024 * 1024
 
 
 class TreeSampler(threading.Thread):
-    """Samples the summed RSS of a process and all its descendants until :meth:`finish`."""
+    """Samples a process and all its descendants until :meth:`finish`: the summed RSS (peaks kept)
+    and the CPU seconds used so far (a timeline, to tell how much CPU each pipeline task used)."""
 
     def __init__(self, pid: int, interval: float = SAMPLE_INTERVAL) -> None:
         super().__init__(name=f"rss-{pid}", daemon=True)
@@ -91,6 +93,7 @@ class TreeSampler(threading.Thread):
         self.interval = interval
         self.peak = 0  # bytes: the largest tree-wide RSS sum seen
         self.peak_other = 0  # bytes: the same, counting only processes that are not ffmpeg/ffprobe
+        self.cpu_timeline: list[tuple[float, float]] = []  # (epoch seconds, CPU seconds of the tree)
         self._done = threading.Event()
 
     def run(self) -> None:
@@ -107,18 +110,25 @@ class TreeSampler(threading.Thread):
             procs = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return
+        now = time.time()
         total = other = 0
+        cpu = 0.0
         for proc in procs:
             try:
                 rss = proc.memory_info().rss
                 name = proc.name()
+                # children_*: descendants already reaped (an ffmpeg that finished counts from there)
+                t = proc.cpu_times()
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
             total += rss
             if not name.startswith(("ffmpeg", "ffprobe")):
                 other += rss
+            cpu += t.user + t.system + t.children_user + t.children_system
         self.peak = max(self.peak, total)
         self.peak_other = max(self.peak_other, other)
+        if not self.cpu_timeline or cpu >= self.cpu_timeline[-1][1]:  # drop a sample that lost a process
+            self.cpu_timeline.append((now, cpu))
 
     def finish(self) -> None:
         self._done.set()
@@ -139,10 +149,27 @@ class Usage:
     ended_at: float = 0.0
     returncode: int = 0
     elsewhere: float = 0.0  # CPU seconds the machine spent on processes that are not ours meanwhile
+    cpu_timeline: list[tuple[float, float]] = field(default_factory=list)  # (epoch s, CPU s so far)
 
     @property
     def cpu(self) -> float:
         return self.user + self.system
+
+    def cpu_at(self, when: float) -> float:
+        """CPU seconds the process tree had used at ``when`` (epoch), interpolated between samples."""
+        line = self.cpu_timeline
+        if not line:
+            return 0.0
+        i = bisect.bisect_left(line, (when, -1.0))
+        if i == 0:
+            return line[0][1]
+        if i == len(line):
+            return line[-1][1]
+        (t0, c0), (t1, c1) = line[i - 1], line[i]
+        return c0 + (c1 - c0) * (when - t0) / (t1 - t0) if t1 > t0 else c1
+
+    def cpu_between(self, start: float, end: float) -> float:
+        return self.cpu_at(end) - self.cpu_at(start)
 
     def add(self, other: Usage) -> None:
         """Account for ``other`` run after this one (sequentially)."""
@@ -204,6 +231,7 @@ def run_measured(
         ended_at=started_at + wall,
         returncode=proc.returncode,
         elsewhere=max(0.0, busy_after - busy_before - children - own),
+        cpu_timeline=[(started_at, 0.0), *sampler.cpu_timeline, (started_at + wall, children)],
     )
 
 
@@ -310,6 +338,10 @@ class PipelineRun:
 
     def stage_seconds(self, stage: str) -> float:
         return sum(t.seconds for t in self.tasks if t.task_id == stage)
+
+    def stage_cpu(self, stage: str) -> float:
+        """CPU seconds of the process tree while the stage's tasks ran (tasks run one at a time)."""
+        return sum(self.usage.cpu_between(t.start, t.end) for t in self.tasks if t.task_id == stage)
 
     @property
     def task_seconds(self) -> float:
@@ -541,60 +573,66 @@ def print_report(
         )
     print(f"{'  of which the Python processes (peak)':44} {'':8} {'':8} {_mib(p.peak_rss_other):>13}")
 
-    transcode = pipeline.stage_seconds("transcode")
-    quality = pipeline.stage_seconds("quality")
-    packaging = pipeline.stage_seconds("package") + pipeline.stage_seconds("publish")
-    print("\nratios")
-    print(f"  pipeline wall / (a) wall                {_ratio(p.wall, seq.wall):>6}")
-    print(f"  pipeline wall / (b) wall                {_ratio(p.wall, split.wall):>6}")
+    transcode, transcode_cpu = pipeline.stage_seconds("transcode"), pipeline.stage_cpu("transcode")
+    print("\nratios (wall)")
+    print(f"  pipeline / (a)                          {_ratio(p.wall, seq.wall):>6}")
+    print(f"  pipeline / (b)                          {_ratio(p.wall, split.wall):>6}")
     print(
-        f"  transcode stage / (a) wall              {_ratio(transcode, seq.wall):>6}"
-        f"   (aim: < {TARGET_TRANSCODE_RATIO})"
+        f"  transcode stage / (a)                   {_ratio(transcode, seq.wall):>6}"
+        f"   (aim: < {TARGET_TRANSCODE_RATIO}; the orchestration overhead on the encoding itself)"
     )
-    print(f"  (a) wall / (b) wall                     {_ratio(seq.wall, split.wall):>6}")
-    print(f"  (a) CPU / (b) CPU                       {_ratio(seq.cpu, split.cpu):>6}")
-    print(f"  pipeline CPU / (a) CPU                  {_ratio(p.cpu, seq.cpu):>6}")
+    print(f"  (a) / (b)                               {_ratio(seq.wall, split.wall):>6}")
+    print("ratios (CPU seconds; barely affected by other load)")
+    print(f"  pipeline / (a)                          {_ratio(p.cpu, seq.cpu):>6}")
+    print(f"  transcode stage / (a)                   {_ratio(transcode_cpu, seq.cpu):>6}")
+    print(f"  (a) / (b)                               {_ratio(seq.cpu, split.cpu):>6}")
     n = len(plans)
     print(
-        f"  (a) - (b) CPU: {seq.cpu - split.cpu:.1f} s; (n-1) x decode-only CPU: {(n - 1) * decode.cpu:.1f} s"
+        f"  (a) - (b): {seq.cpu - split.cpu:.1f} CPU s; (n-1) x decode-only: {(n - 1) * decode.cpu:.1f} CPU s"
         f" (the source decoded {n} times instead of once)"
     )
 
-    print("\npipeline tasks (Airflow task instances, in start order)")
+    print("\npipeline tasks (Airflow task instances, in start order; CPU: the whole process tree)")
     for t in pipeline.tasks:
         extra = ""
         name = t.label.partition("[")[2].rstrip("]")
         if t.task_id == "transcode" and name in seq_each:
-            extra = f"   (a): {seq_each[name].wall:6.1f} s"
+            a = seq_each[name]
+            extra = f"   (a): {a.wall:5.1f} s, CPU {a.cpu:5.1f} s"
             if name in pipeline.encode_seconds:
-                extra += f"; ffmpeg+ffprobe inside the task {pipeline.encode_seconds[name]:6.1f} s"
-        print(f"  {t.label:24} {t.seconds:7.1f} s  {t.state}{extra}")
+                extra += f"; ffmpeg+ffprobe in the task {pipeline.encode_seconds[name]:5.1f} s"
+        cpu = p.cpu_between(t.start, t.end)
+        print(f"  {t.label:24} {t.seconds:6.1f} s  CPU {cpu:6.1f} s  {t.state:8}{extra}")
 
-    print(f"\n{'stage':24} {'seconds':>8} {'% of wall':>10}")
+    print(f"\n  {'stage':22} {'wall s':>8} {'% wall':>7} {'CPU s':>8} {'% CPU':>6}")
+
+    def line(label: str, sec: float, cpu: float, note: str = "") -> None:
+        pct_wall = 100 * sec / p.wall if p.wall else 0.0
+        pct_cpu = 100 * cpu / p.cpu if p.cpu else 0.0
+        print(f"  {label:22} {sec:8.1f} {pct_wall:6.1f}% {cpu:8.1f} {pct_cpu:5.1f}%{note}")
+
     others = list(dict.fromkeys(t.task_id for t in pipeline.tasks if t.task_id not in MEDIA_STAGES))
-    for stage in [*MEDIA_STAGES, *others]:
-        sec = pipeline.stage_seconds(stage)
-        print(
-            f"  {stage:22} {sec:8.1f} {100 * sec / p.wall:9.1f}%"
-            + ("  (not media)" if stage in others else "")
-        )
-    if others:
-        sec = sum(pipeline.stage_seconds(stage) for stage in others)
-        print(f"  {'not media, together':22} {sec:8.1f} {100 * sec / p.wall:9.1f}%")
+    for stage in MEDIA_STAGES:
+        line(stage, pipeline.stage_seconds(stage), pipeline.stage_cpu(stage))
+    for stage in others:
+        line(stage, pipeline.stage_seconds(stage), pipeline.stage_cpu(stage), "  (not a media stage)")
     tasks = pipeline.task_seconds
-    overhead = p.wall - tasks
-    print(f"  {'sum of tasks':22} {tasks:8.1f} {100 * tasks / p.wall:9.1f}%")
-    print(f"  {'outside tasks':22} {overhead:8.1f} {100 * overhead / p.wall:9.1f}%")
+    tasks_cpu = sum(pipeline.stage_cpu(stage) for stage in [*MEDIA_STAGES, *others])
+    line("sum of tasks", tasks, tasks_cpu)
+    line("outside tasks", p.wall - tasks, p.cpu - tasks_cpu)
     if pipeline.tasks:
         first, last = pipeline.tasks[0].start, max(t.end for t in pipeline.tasks)
         startup, teardown = first - p.started_at, p.ended_at - last
-        print(f"    before the first task  {startup:7.1f} s  (interpreter, imports, DB check, DAG load)")
-        print(f"    between tasks          {overhead - startup - teardown:7.1f} s  (dag.test scheduling)")
-        print(f"    after the last task    {teardown:7.1f} s  (summary from the catalog, exit)")
+        between = p.wall - tasks - startup - teardown
+        print(f"    before the first task  {startup:6.1f} s  (interpreter, imports, DB check, DAG load)")
+        print(f"    between tasks          {between:6.1f} s  (dag.test scheduling)")
+        print(f"    after the last task    {teardown:6.1f} s  (summary from the catalog, exit)")
+    quality = pipeline.stage_seconds("quality")
+    packaging = pipeline.stage_seconds("package") + pipeline.stage_seconds("publish")
     print(
         f"  quality measurement (VMAF n_subsample {prof.vmaf_n_subsample} + decode check): {quality:.1f} s"
-        f" = {100 * quality / p.wall:.0f}% of the pipeline; packaging (package + publish): {packaging:.1f} s"
-        f" = {100 * packaging / p.wall:.0f}%"
+        f" = {100 * quality / p.wall:.0f}% of the pipeline's wall; packaging (package + publish):"
+        f" {packaging:.1f} s = {100 * packaging / p.wall:.0f}%"
     )
 
     print("\nrenditions (same settings on both sides; sizes should agree)")

@@ -96,6 +96,11 @@ def local_copy(rt: Runtime, uri: str, asset_id: str, name: str, sha256: str | No
     return dest
 
 
+def source_file(rt: Runtime, asset: dict[str, Any]) -> Path:
+    """The asset's source as a local file (see :func:`local_copy`)."""
+    return local_copy(rt, asset["source_uri"], asset["asset_id"], "source", asset["sha256"])
+
+
 # -- register, probe, plan -------------------------------------------------------------------
 
 
@@ -131,7 +136,7 @@ def probe_source(rt: Runtime, asset: dict[str, Any]) -> dict[str, Any]:
     from vam.media.probe import probe
 
     asset_id = asset["asset_id"]
-    path = local_copy(rt, asset["source_uri"], asset_id, "source", asset["sha256"])
+    path = source_file(rt, asset)
     try:
         info = probe(path)
     except RejectedInput as exc:
@@ -196,7 +201,7 @@ def transcode(
     prof = rt.profile(profile)
     plan_ = RenditionPlan.from_dict(rendition)
     asset_id = asset["asset_id"]
-    source = local_copy(rt, asset["source_uri"], asset_id, "source", asset["sha256"])
+    source = source_file(rt, asset)
     out = rt.work(asset_id, prof.key, "renditions") / f"{plan_.name}.mp4"
     result = encode_rendition(
         source, plan_, prof, out, MediaInfo.from_dict(source_meta), threads=rt.settings.ffmpeg_threads
@@ -243,7 +248,7 @@ def measure(
 
     prof = rt.profile(profile)
     asset_id, name = asset["asset_id"], rendition["name"]
-    source = local_copy(rt, asset["source_uri"], asset_id, "source", asset["sha256"])
+    source = source_file(rt, asset)
     path = _rendition_file(rt, asset_id, prof.key, rendition)
     threads = rt.settings.ffmpeg_threads
     check = decode_check(path, threads=threads)

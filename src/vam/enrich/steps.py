@@ -13,17 +13,13 @@ import shutil
 from typing import Any
 
 from vam import storage
-from vam.pipeline import Runtime, local_copy
+from vam.pipeline import Runtime, local_copy, source_file
 
 log = logging.getLogger(__name__)
 
 
 def _enrich_uri(rt: Runtime, asset_id: str, *parts: str) -> str:
     return storage.uri_join(rt.settings.processed_uri, asset_id, "enrich", *parts)
-
-
-def _source(rt: Runtime, asset: dict[str, Any]):
-    return local_copy(rt, asset["source_uri"], asset["asset_id"], "source", asset["sha256"])
 
 
 def tags(rt: Runtime, asset: dict[str, Any], conf_tags: dict[str, Any] | None) -> dict[str, Any]:
@@ -45,7 +41,7 @@ def transcript(rt: Runtime, asset: dict[str, Any], source_meta: dict[str, Any]) 
     from vam.enrich import transcript as stt
 
     asset_id = asset["asset_id"]
-    result = stt.transcribe(_source(rt, asset), settings=rt.settings)
+    result = stt.transcribe(source_file(rt, asset), settings=rt.settings)
     segments = result["segments"]
     embeddings = None
     if segments:
@@ -77,7 +73,7 @@ def scenes(rt: Runtime, asset: dict[str, Any], source_meta: dict[str, Any]) -> d
     from vam.enrich import scenes as shots
 
     asset_id = asset["asset_id"]
-    source = _source(rt, asset)
+    source = source_file(rt, asset)
     found = shots.detect_scenes(source)
     scene_list = found["scenes"]
     chapters = shots.chapters_from_scenes(scene_list)
