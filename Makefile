@@ -38,7 +38,7 @@ stop: ## stop everything `make run` started
 bench: install ## transcode benchmark: pipeline vs plain ffmpeg (prints ratios)
 	$(BIN)/python bench/bench_transcode.py
 
-clean: stop ## remove the local stack's data (.vam/)
-	rm -rf .vam
+clean: ## stop the stack and delete its data (.vam/, its catalog and Airflow databases)
+	test ! -x $(BIN)/python || $(BIN)/python scripts/local_stack.py clean
 
 .PHONY: help install lint test test-unit run stop bench clean

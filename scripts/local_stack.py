@@ -5,6 +5,7 @@
             landing bucket and wait until it is processed; prints the UI address, login and the
             sample's HLS and DASH URLs
     stop    stop everything `start` started (by the PIDs it recorded)
+    clean   stop, then delete the stack's data: .vam/ and its catalog and Airflow databases
     env     print the environment (shell `export` lines) the stack's processes run with
 
 State lives in .vam/ at the repository root: pids/, logs/, seaweed/, airflow/, stack.env.
@@ -305,12 +306,34 @@ def stop() -> int:
     return 0
 
 
+def clean() -> int:
+    stop()
+    from vam import localstack
+    from vam.settings import load_settings
+
+    os.environ["VAM_HOME"] = str(HOME)
+    catalog_dsn = os.environ.get("VAM_CATALOG_DSN") or localstack.ensure_catalog(load_settings())
+    admin = _admin_dsn(catalog_dsn, "postgres")
+    for name in (psycopg2.extensions.parse_dsn(catalog_dsn)["dbname"], "vam_airflow"):
+        localstack.drop_database(admin, name)
+        log(f"dropped database {name}")
+    if (HOME / "pgdata").exists():
+        localstack.stop_embedded_catalog(HOME / "pgdata")
+    import shutil
+
+    shutil.rmtree(HOME, ignore_errors=True)
+    log(f"deleted {HOME}")
+    return 0
+
+
 def main() -> int:
     command = sys.argv[1] if len(sys.argv) > 1 else "start"
     if command == "start":
         return start()
     if command == "stop":
         return stop()
+    if command == "clean":
+        return clean()
     if command == "env":
         print((HOME / "stack.env").read_text(), end="")
         return 0
