@@ -54,6 +54,7 @@ from bench_transcode import (
     init_airflow_db,
     isolate_environment,
     machine,
+    machine_busy_seconds,
     progress,
     run_measured,
     run_pipeline,
@@ -68,7 +69,17 @@ SPEECH_RATE = 150  # espeak-ng words per minute
 CUT_TOLERANCE = 2  # frames: a found cut this close to a true one counts as found
 POOL_SLOTS = 2  # the `transcode` pool of the local stack: one slot per core on this machine
 ENRICHMENT_TASKS = ("transcript", "scenes", "labels", "moderation")
-STEPS = ("transcribe", "detect_scenes", "extract_keyframes", "classify", "moderate", "embed")
+# The direct calls, in order; detect_scenes_1thread is detect_scenes with torch on one thread (what it
+# would get beside an encode on two cores).
+STEPS = (
+    "transcribe",
+    "detect_scenes",
+    "detect_scenes_1thread",
+    "extract_keyframes",
+    "classify",
+    "moderate",
+    "embed",
+)
 
 # The spoken reference: an ordinary office update, ~150 words (~54 s at 150 words per minute).
 REFERENCE_PARAGRAPHS = (
@@ -210,13 +221,16 @@ def match_cuts(true_cuts: list[int], found: list[int]) -> tuple[list[int], list[
 
 class CpuTimeline(threading.Thread):
     """Samples the cumulative CPU seconds of this process's descendants (the live ones plus the children
-    they have reaped, e.g. ffmpeg), so that the CPU time of each Airflow task can be read off its start
-    and end: how many cores the task kept busy when it ran alone."""
+    they have reaped, e.g. ffmpeg) and of the whole machine (/proc/stat), so that each Airflow task's
+    CPU time can be read off its start and end (how many cores it kept busy) and how busy other
+    processes kept the machine meanwhile."""
 
     def __init__(self, interval: float = 0.25) -> None:
         super().__init__(name="cpu-timeline", daemon=True)
         self.interval = interval
-        self.samples: list[tuple[float, float]] = []  # (epoch seconds, CPU seconds so far)
+        self.times: list[float] = []  # epoch seconds
+        self.ours: list[float] = []  # CPU seconds of our descendants so far
+        self.machine: list[float] = []  # busy CPU seconds of the machine since boot
         self._done = threading.Event()
 
     def run(self) -> None:
@@ -229,24 +243,34 @@ class CpuTimeline(threading.Thread):
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                     continue
                 total += t.user + t.system + t.children_user + t.children_system
-            last = self.samples[-1][1] if self.samples else 0.0
-            self.samples.append((time.time(), max(total, last)))  # a process caught mid-exit: no dips
+            self.times.append(time.time())
+            self.ours.append(max(total, self.ours[-1] if self.ours else 0.0))  # caught mid-exit: no dips
+            self.machine.append(machine_busy_seconds())
             self._done.wait(self.interval)
 
     def finish(self) -> None:
         self._done.set()
         self.join(timeout=5)
 
-    def cpu_between(self, start: float, end: float) -> float:
-        def at(when: float) -> float:
-            times = [t for t, _ in self.samples]
-            i = bisect.bisect_left(times, when)
-            if i == 0 or i == len(times):
-                return self.samples[min(i, len(times) - 1)][1] if times else 0.0
-            (t0, c0), (t1, c1) = self.samples[i - 1], self.samples[i]
-            return c0 + (c1 - c0) * (when - t0) / (t1 - t0) if t1 > t0 else c1
+    def _at(self, values: list[float], when: float) -> float:
+        if not values:
+            return 0.0
+        i = bisect.bisect_left(self.times, when)
+        if i == 0 or i == len(values):
+            return values[min(i, len(values) - 1)]
+        t0, t1 = self.times[i - 1], self.times[i]
+        return values[i - 1] + (values[i] - values[i - 1]) * (when - t0) / (t1 - t0) if t1 > t0 else values[i]
 
-        return max(0.0, at(end) - at(start))
+    def cpu_between(self, start: float, end: float) -> float:
+        """CPU seconds our processes used between two epoch times."""
+        return max(0.0, self._at(self.ours, end) - self._at(self.ours, start))
+
+    def others_between(self, start: float, end: float) -> float:
+        """Cores other processes kept busy on average between two epoch times."""
+        if end <= start:
+            return 0.0
+        machine = self._at(self.machine, end) - self._at(self.machine, start)
+        return max(0.0, (machine - self.cpu_between(start, end)) / (end - start))
 
 
 @dataclass
@@ -378,7 +402,11 @@ def _load_step(step: str) -> Any:
         settings = load_settings()
         transcript.speech_to_text(settings).load()  # type: ignore[attr-defined]
         return lambda clip, state: transcript.transcribe(clip, settings=settings)
-    if step == "detect_scenes":
+    if step in ("detect_scenes", "detect_scenes_1thread"):
+        if step == "detect_scenes_1thread":
+            import torch
+
+            torch.set_num_threads(1)
         scenes._load_model()
         return lambda clip, state: scenes.detect_scenes(clip)
     if step == "extract_keyframes":  # no model: ffmpeg seeks
@@ -402,6 +430,8 @@ def _carry(step: str, result: Any, state: dict[str, Any]) -> int:
         state["text"] = result["text"]
         state["segments"] = [s["text"] for s in result["segments"]]
         return len(result["segments"])
+    if step == "detect_scenes_1thread":
+        return int(result["frames"])
     if step == "detect_scenes":
         state["scenes"] = result["scenes"]
         state["frames"] = result["frames"]
@@ -496,11 +526,13 @@ def print_header(
 
 def print_tasks(pipeline: PipelineRun, timeline: CpuTimeline | None) -> None:
     print("\npipeline tasks (Airflow task instances; dag.test runs one at a time, in one process)")
-    print(f"  {'task':22} {'seconds':>8} {'CPU s':>7} {'cores':>6}")
+    print(f"  {'task':22} {'seconds':>8} {'CPU s':>7} {'cores':>6} {'others':>7}")
     for t in pipeline.tasks:
         cpu = timeline.cpu_between(t.start, t.end) if timeline else 0.0
         cores = cpu / t.seconds if t.seconds > 0 else 0.0
-        print(f"  {t.label:22} {t.seconds:8.1f} {cpu:7.1f} {cores:6.2f}  {t.state}")
+        others = timeline.others_between(t.start, t.end) if timeline else 0.0
+        print(f"  {t.label:22} {t.seconds:8.1f} {cpu:7.1f} {cores:6.2f} {others:7.2f}  {t.state}")
+    print("  cores: CPU s / seconds (vam and its ffmpeg); others: cores other processes kept busy meanwhile")
 
 
 def print_enrichment(clip: Clip, pipeline: PipelineRun) -> None:
@@ -586,21 +618,22 @@ def print_direct(clip: Clip, direct: dict[str, Any]) -> None:
     figures = direct["figures"]
     print("\ndirect calls (no Airflow), each once in a fresh Python process; load includes the imports")
     header = (
-        f"{'function':18} {'load s':>7} {'run s':>7} {'run CPU s':>9} {'items':>12} {'per item':>9}"
-        f" {'base MiB':>8} {'loaded MiB':>10} {'peak MiB':>8} {'ffmpeg MiB':>10}"
+        f"{'function':21} {'load s':>6} {'run s':>6} {'CPU s':>6} {'items':>12} {'per item':>9}"
+        f" {'base MiB':>8} {'loaded MiB':>10} {'peak MiB':>8} {'ffmpeg MiB':>10} {'others':>6}"
     )
     print(f"  {header}")
-    units = {"transcribe": "segments", "detect_scenes": "frames", "extract_keyframes": "keyframes"}
+    units = {"transcribe": "segments", "extract_keyframes": "keyframes", "embed": "texts"}
     for step in STEPS:
         f = figures[step]
-        items = f"{f['items']} {units.get(step, 'texts' if step == 'embed' else 'images')}"
+        unit = "frames" if step.startswith("detect_scenes") else units.get(step, "images")
+        items = f"{f['items']} {unit}"
         per = f"{1000 * f['run_s'] / f['items']:.1f} ms" if f["items"] and step != "transcribe" else "-"
         print(
-            f"  {step:18} {f['load_s']:7.2f} {f['run_s']:7.2f} {f['run_cpu_s']:9.2f} {items:>12} {per:>9}"
+            f"  {step:21} {f['load_s']:6.2f} {f['run_s']:6.2f} {f['run_cpu_s']:6.2f} {items:>12} {per:>9}"
             f" {f['base_rss'] / MIB:8.0f} {f['loaded_rss'] / MIB:10.0f}"
-            f" {f['peak_rss'] / MIB:8.0f} {f['children_max_rss'] / MIB:10.0f}"
+            f" {f['peak_rss'] / MIB:8.0f} {f['children_max_rss'] / MIB:10.0f} {f['other_load']:6.2f}"
         )
-    tr, sc = figures["transcribe"], figures["detect_scenes"]
+    tr, sc, one = figures["transcribe"], figures["detect_scenes"], figures["detect_scenes_1thread"]
     print(
         f"  transcribe: {_x(clip.seconds, tr['run_s'])} real time without the model load"
         f" ({_x(clip.seconds, tr['load_s'] + tr['run_s'])} with it); WER"
@@ -608,13 +641,11 @@ def print_direct(clip: Clip, direct: dict[str, Any]) -> None:
     )
     print(
         f"  detect_scenes: {sc['items'] / sc['run_s']:.0f} frames/s without the model load"
-        f" ({sc['items'] / (sc['load_s'] + sc['run_s']):.0f} with it)"
+        f" ({sc['items'] / (sc['load_s'] + sc['run_s']):.0f} with it); with torch on 1 thread"
+        f" {one['items'] / one['run_s']:.0f} frames/s"
     )
-    print(
-        "  peak MiB: ru_maxrss of the Python process (imports + model + call); ffmpeg MiB: its largest child"
-    )
-    busiest = max(f.get("other_load", 0.0) for f in figures.values())
-    print(f"  other processes kept at most {busiest:.2f} CPUs busy during these calls")
+    print("  CPU s: of the call (with its ffmpeg); peak MiB: ru_maxrss of the Python process (imports, model")
+    print("  and call); ffmpeg MiB: its largest ffmpeg child; others: cores other processes kept busy")
 
 
 def print_report(

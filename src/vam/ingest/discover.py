@@ -24,6 +24,8 @@ IGNORED_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart", ".j
 
 
 def is_candidate(uri: str) -> bool:
+    if uri.endswith("/"):  # a "folder" marker object (the S3 console makes them)
+        return False
     name = PurePosixPath(uri).name
     return bool(name) and not name.startswith(".") and not name.lower().endswith(IGNORED_SUFFIXES)
 
