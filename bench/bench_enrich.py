@@ -16,13 +16,18 @@ Run as ``.venv/bin/python bench/bench_enrich.py [--seconds 60] [--keep]``. In on
 4. calls the enrichment functions directly (no Airflow), each once in a fresh Python process like an
    Airflow task process: ``transcript.transcribe``, ``scenes.detect_scenes``,
    ``scenes.extract_keyframes``, ``labels.classify``, ``moderation.moderate``, ``embeddings.embed``,
-   with model load (imports included) apart from the call, CPU seconds and peak RSS;
+   with model load (imports included) apart from the call, CPU seconds and peak RSS; and
+   ``detect_scenes`` again with torch on one thread (one core is what it can count on beside an encode
+   on two cores);
 5. prints a report. Exit status 1 when the pipeline does not reach ``ready``.
 
 ``vam process`` runs the DAG with ``dag.test()``: one task at a time, in one process (so a module
 or model loaded by one task is already there for the next). Stage times are therefore sums of task
-times. The isolated environment, the Airflow task durations and the CPU/RSS measurement of child
-processes are bench_transcode.py's helpers, imported from it.
+times. While it runs, the CPU time of its process tree and of the machine is sampled every 0.25 s, so
+each task's cores (and other processes' load meanwhile) can be read off its start and end; the
+side-by-side estimates (:func:`simulate`) replay the measured tasks on the 2-slot pool from those.
+The isolated environment, the Airflow task durations and the CPU/RSS measurement of child processes
+are bench_transcode.py's helpers, imported from it.
 """
 
 from __future__ import annotations
@@ -69,8 +74,7 @@ SPEECH_RATE = 150  # espeak-ng words per minute
 CUT_TOLERANCE = 2  # frames: a found cut this close to a true one counts as found
 POOL_SLOTS = 2  # the `transcode` pool of the local stack: one slot per core on this machine
 ENRICHMENT_TASKS = ("transcript", "scenes", "labels", "moderation")
-# The direct calls, in order; detect_scenes_1thread is detect_scenes with torch on one thread (what it
-# would get beside an encode on two cores).
+# The direct calls, in order; detect_scenes_1thread is detect_scenes with torch on one thread.
 STEPS = (
     "transcribe",
     "detect_scenes",
