@@ -1,7 +1,7 @@
 """Transcode benchmark: the whole ``vam process`` pipeline against the same ladder in plain ffmpeg.
 
-Run as ``.venv/bin/python bench/bench_transcode.py [--seconds 20] [--profile default] [--keep]``
-(or ``make bench``). In one temp directory it:
+Run as ``.venv/bin/python bench/bench_transcode.py [--seconds 20] [--profile default] [--keep]
+[--cold]`` (or ``make bench``). In one temp directory it:
 
 1. generates a 1080p25 source with motion (``testsrc2`` blended with a zooming ``mandelbrot``,
    a beeping sine on the audio track), x264 CRF 16, so decoding the source is cheap;
@@ -257,7 +257,7 @@ def isolate_environment(home: Path, catalog_dsn: str | None = None) -> dict[str,
 
 
 @contextmanager
-def fresh_catalog(home: Path) -> Iterator[str]:
+def fresh_catalog() -> Iterator[str]:
     """A new, migrated catalog database on the machine's PostgreSQL (or the embedded one); dropped
     at the end."""
     from vam.catalog.db import connect, migrate
@@ -687,8 +687,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="vam-bench-"))
     succeeded = False
     try:
-        isolate_environment(work)
-        with fresh_catalog(work) as dsn:
+        isolate_environment(work)  # first without a DSN: an embedded catalog would live under work/
+        with fresh_catalog() as dsn:
             env = isolate_environment(work, dsn)
             settings = load_settings()
             prof = load_profile(args.profile, settings.profiles_dir)
