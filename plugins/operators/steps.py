@@ -23,14 +23,18 @@ _runtime = None
 
 
 def runtime():  # -> vam.pipeline.Runtime
-    """The process-wide vam runtime, with S3 configured from the Airflow connection if defined."""
+    """The vam runtime for the current settings, with S3 configured from the Airflow connection
+    if one is defined. Built once per process and settings (tasks may share a process)."""
     global _runtime
-    if _runtime is None:
+    from vam.settings import load_settings
+
+    settings = load_settings()
+    if _runtime is None or _runtime.settings != settings:
         from vam import storage
         from vam.pipeline import Runtime
 
-        rt = Runtime.from_env()
-        client = _s3_client_from_connection(rt.settings.aws_conn_id)
+        rt = Runtime(settings)
+        client = _s3_client_from_connection(settings.aws_conn_id)
         if client is not None:
             storage.configure(s3_client=client)
         _runtime = rt
