@@ -71,12 +71,6 @@ def _running(name: str) -> int | None:
     return None
 
 
-def _admin_dsn(dsn: str, dbname: str) -> str:
-    params = psycopg2.extensions.parse_dsn(dsn)
-    params["dbname"] = dbname
-    return " ".join(f"{k}={shlex.quote(str(v))}" for k, v in params.items())
-
-
 def _sqlalchemy_url(dsn: str) -> str:
     p = psycopg2.extensions.parse_dsn(dsn)
     auth = p.get("user", "")
@@ -86,27 +80,6 @@ def _sqlalchemy_url(dsn: str) -> str:
     if host.startswith("/"):  # unix socket directory (the embedded server)
         return f"postgresql+psycopg2://{auth}@/{p['dbname']}?host={host}&port={p.get('port', 5432)}"
     return f"postgresql+psycopg2://{auth}@{host}:{p.get('port', 5432)}/{p['dbname']}"
-
-
-def _ensure_database(dsn: str, name: str) -> str:
-    conn = psycopg2.connect(_admin_dsn(dsn, "postgres"))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-        if not cur.fetchone():
-            cur.execute(f'CREATE DATABASE "{name}"')  # name is a constant of this script
-    conn.close()
-    return _admin_dsn(dsn, name)
-
-
-def _credentials() -> dict[str, str]:
-    path = HOME / "credentials.json"
-    if not path.exists():
-        path.write_text(
-            json.dumps({"access_key": "vam" + secrets.token_hex(8), "secret_key": secrets.token_hex(20)})
-        )
-        path.chmod(0o600)
-    return json.loads(path.read_text())
 
 
 def _admin_password(airflow_home: Path) -> str:
@@ -120,11 +93,10 @@ def _admin_password(airflow_home: Path) -> str:
 def build_env(catalog_dsn: str, s3_endpoint: str, creds: dict[str, str]) -> dict[str, str]:
     airflow_home = HOME / "airflow"
     airflow_home.mkdir(parents=True, exist_ok=True)
-    airflow_db = _ensure_database(catalog_dsn, "vam_airflow")
-    jwt = airflow_home / "jwt_secret"
-    if not jwt.exists():
-        jwt.write_text(secrets.token_urlsafe(64))
-        jwt.chmod(0o600)
+    from vam.airflow_env import jwt_secret
+    from vam.localstack import create_database, with_dbname
+
+    airflow_db = create_database(with_dbname(catalog_dsn, "postgres"), "vam_airflow")
     conn = {
         "conn_type": "aws",
         "login": creds["access_key"],
@@ -154,7 +126,7 @@ def build_env(catalog_dsn: str, s3_endpoint: str, creds: dict[str, str]) -> dict
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(API_PORT),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{API_PORT}",
-        "AIRFLOW__API_AUTH__JWT_SECRET": jwt.read_text().strip(),
+        "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret(airflow_home),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn),
@@ -205,7 +177,8 @@ def start() -> int:
 
     catalog_dsn = localstack.ensure_catalog(load_settings())
     log(f"catalog: {catalog_dsn}")
-    creds = _credentials()
+    access_key, secret_key, _ = localstack.load_or_create_credentials(HOME)
+    creds = {"access_key": access_key, "secret_key": secret_key}
     server = localstack.start_seaweedfs(
         HOME / "seaweed",
         s3_port=S3_PORT,
@@ -313,7 +286,7 @@ def clean() -> int:
 
     os.environ["VAM_HOME"] = str(HOME)
     catalog_dsn = os.environ.get("VAM_CATALOG_DSN") or localstack.ensure_catalog(load_settings())
-    admin = _admin_dsn(catalog_dsn, "postgres")
+    admin = localstack.with_dbname(catalog_dsn, "postgres")
     for name in (psycopg2.extensions.parse_dsn(catalog_dsn)["dbname"], "vam_airflow"):
         localstack.drop_database(admin, name)
         log(f"dropped database {name}")

@@ -28,7 +28,7 @@ def configure(settings: Settings, *, retries: int | None = None) -> Path:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__API_AUTH__JWT_SECRET": _jwt_secret(home),
+        "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret(home),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     }
     for key, value in defaults.items():
@@ -40,7 +40,8 @@ def configure(settings: Settings, *, retries: int | None = None) -> Path:
     return home
 
 
-def _jwt_secret(home: Path) -> str:
+def jwt_secret(home: Path) -> str:
+    """The api-server's JWT signing secret, generated once into ``home/jwt_secret`` (mode 0600)."""
     path = home / "jwt_secret"
     if not path.exists():
         path.write_text(secrets.token_urlsafe(64))
@@ -75,3 +76,16 @@ def load_dag(dag_id: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return getattr(module, f"{dag_id}_dag")
+
+
+def task_result(dag_run, task_id: str):
+    """What ``task_id`` returned in ``dag_run`` (its ``return_value`` XCom), or None."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        query = XComModel.get_many(
+            run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key="return_value"
+        )
+        row = session.scalars(query).first()
+        return XComModel.deserialize_value(row) if row is not None else None

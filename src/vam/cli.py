@@ -30,7 +30,6 @@ def _setup_logging(verbose: bool) -> None:
 
 def cmd_process(args: argparse.Namespace) -> int:
     from vam import airflow_env, pipeline, storage
-    from vam.catalog.repo import asset_id_for
     from vam.settings import load_settings
 
     settings = load_settings()
@@ -40,7 +39,6 @@ def cmd_process(args: argparse.Namespace) -> int:
         load_profile(args.profile, settings.profiles_dir)
     uri = storage.to_uri(args.source)
     storage.store_for(uri).head(uri)  # a clear error now if the source is missing
-    asset_id = asset_id_for(storage.sha256_object(uri))
     airflow_env.configure(settings, retries=args.retries)
 
     import contextlib
@@ -49,21 +47,17 @@ def cmd_process(args: argparse.Namespace) -> int:
         airflow_env.ensure_metadata_db()
         dag = airflow_env.load_dag("vam_process")
         run = dag.test(run_conf={"source_uri": uri, "profile": args.profile or "", "title": args.title or ""})
-    rt = pipeline.Runtime(settings)
-    try:
-        result = pipeline.summary(rt, asset_id)
-    except Exception as exc:  # the run failed before the asset was registered
-        result = {
-            "asset_id": asset_id,
-            "status": "error",
-            "reason": f"run {run.run_id} ended {run.state}: {exc}",
-        }
+        registered = airflow_env.task_result(run, "register")
+    if not registered:  # the run failed before the source was hashed and registered
+        result = {"asset_id": None, "status": "error", "reason": f"run {run.run_id} ended {run.state}"}
+    else:
+        result = pipeline.summary(pipeline.Runtime(settings), registered["asset_id"])
     result["airflow_run"] = {"dag_id": dag.dag_id, "run_id": run.run_id, "state": str(run.state)}
     _print(result, args.json)
     status = result["status"]
     if status == "ready":
         return EXIT_READY
-    print(f"vam: asset {asset_id} {status}: {result.get('reason')}", file=sys.stderr)
+    print(f"vam: asset {result['asset_id']} {status}: {result.get('reason')}", file=sys.stderr)
     return EXIT_REJECTED if status == "rejected" else EXIT_ERROR
 
 

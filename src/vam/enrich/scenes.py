@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vam.enrich.webvtt import timestamp as vtt_timestamp
 from vam.errors import VamError
 from vam.media import tools
 from vam.media.probe import probe
@@ -293,21 +294,13 @@ def chapters_from_scenes(scenes: list[dict], *, min_seconds: float = 10.0) -> li
     ]
 
 
-def _vtt_time(seconds: float) -> str:
-    millis = max(0, round(seconds * 1000))
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    secs, millis = divmod(millis, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
-
-
 def chapters_to_webvtt(chapters: list[dict]) -> str:
     """A WebVTT chapters track (``<track kind="chapters">``): one numbered cue per chapter."""
     lines = ["WEBVTT", ""]
     for n, chapter in enumerate(chapters, start=1):
         title = " ".join(str(chapter.get("title") or f"Chapter {n}").split())  # one line
         title = html.escape(title, quote=False).replace("-->", "--&gt;")
-        lines += [str(n), f"{_vtt_time(chapter['start'])} --> {_vtt_time(chapter['end'])}", title, ""]
+        lines += [str(n), f"{vtt_timestamp(chapter['start'])} --> {vtt_timestamp(chapter['end'])}", title, ""]
     return "\n".join(lines)
 
 

@@ -28,6 +28,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
+from vam.enrich.webvtt import timestamp as vtt_timestamp
 from vam.errors import ToolError, VamError
 from vam.media import tools
 from vam.settings import Settings, load_settings
@@ -332,14 +333,6 @@ def transcribe(media_path: Path, *, settings: Settings | None = None) -> dict[st
 # --- WebVTT ---------------------------------------------------------------------------------------
 
 
-def _vtt_time(seconds: float) -> str:
-    millis = max(0, round(seconds * 1000))
-    hours, rest = divmod(millis, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    secs, millis = divmod(rest, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
-
-
 def _vtt_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -398,7 +391,7 @@ def to_webvtt(segments: Sequence[dict[str, Any]]) -> str:
         for start, end, text in _segment_cues(segment):
             start = max(start, previous_end)
             end = max(end, start + 0.001)
-            out.append(f"{_vtt_time(start)} --> {_vtt_time(end)}\n{_vtt_escape(text)}\n\n")
+            out.append(f"{vtt_timestamp(start)} --> {vtt_timestamp(end)}\n{_vtt_escape(text)}\n\n")
             previous_end = end
     return "".join(out)
 
