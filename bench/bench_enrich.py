@@ -9,7 +9,7 @@ Run as ``.venv/bin/python bench/bench_enrich.py [--seconds 60] [--keep]``. In on
 2. waits (up to ``--max-wait`` seconds) until the 1-minute load average is below ``--max-load``;
 3. runs the real pipeline, ``vam process CLIP --json``, as a child process in an isolated
    environment (VAM_HOME and AIRFLOW_HOME in the temp dir, a fresh catalog database made with
-   ``localstack.ensure_catalog`` + ``create_database``, dropped at the end) and reads the run's task
+   ``vam.devstack.ensure_catalog`` + ``create_database``, dropped at the end) and reads the run's task
    instance durations from AIRFLOW_HOME/airflow.db: transcript (x real time, WER), scenes (frames
    per second, cuts found), labels and moderation (seconds per keyframe), the enrichment stage next
    to the transcode and quality stages, and what a 2-slot pool would make of them;
@@ -67,6 +67,7 @@ from bench_transcode import (
 
 from vam.enrich.transcript import word_error_rate
 from vam.media import tools
+from vam.settings import load_settings
 
 WIDTH, HEIGHT, FPS = 1920, 1080, 25
 SPEECH_START = 1.5  # seconds of silence before the voice
@@ -398,27 +399,40 @@ def _cpu_now() -> float:
 
 def _load_step(step: str) -> Any:
     """Load the model ``step`` uses (imports included); returns the function to time. The module-private
-    loaders are the ones the functions call on first use: calling them first separates load from run."""
+    loaders are the ones the functions call on first use: calling them first separates load from run.
+    The arguments come from the settings, as the pipeline's steps (vam.steps.enrich) pass them."""
     from vam.enrich import embeddings, labels, moderation, scenes, transcript
-    from vam.settings import load_settings
+    from vam.runtime import Runtime
 
+    settings = Runtime.from_env().settings  # also points vam.media.tools at the configured ffmpeg
+    threads = settings.ffmpeg_threads
     if step == "transcribe":
-        settings = load_settings()
-        transcript.speech_to_text(settings).load()  # type: ignore[attr-defined]
-        return lambda clip, state: transcript.transcribe(clip, settings=settings)
+        whisper = transcript.WhisperConfig(
+            backend=settings.whisper_backend,
+            model=settings.whisper_model,
+            compute_type=settings.whisper_compute_type,
+            language=settings.whisper_language,
+            threads=settings.whisper_threads,
+        )
+        transcript.speech_to_text(whisper).load()  # type: ignore[attr-defined]
+        return lambda clip, state: transcript.transcribe(clip, whisper=whisper, ffmpeg_threads=threads)
     if step in ("detect_scenes", "detect_scenes_1thread"):
         if step == "detect_scenes_1thread":
             import torch
 
             torch.set_num_threads(1)
         scenes._load_model()
-        return lambda clip, state: scenes.detect_scenes(clip)
+        return lambda clip, state: scenes.detect_scenes(clip, threads=threads)
     if step == "extract_keyframes":  # no model: ffmpeg seeks
-        return lambda clip, state: scenes.extract_keyframes(clip, state["scenes"], Path(state["out_dir"]))
+        return lambda clip, state: scenes.extract_keyframes(
+            clip, state["scenes"], Path(state["out_dir"]), threads=threads
+        )
     if step == "classify":
         labels._model()
         labels.class_names()
-        return lambda clip, state: labels.classify([Path(p) for p in state["keyframes"]], top_k=5)
+        return lambda clip, state: labels.classify(
+            [Path(p) for p in state["keyframes"]], top_k=settings.labels_top_k
+        )
     if step == "moderate":
         moderation._load_detector()
         return lambda clip, state: moderation.moderate([Path(p) for p in state["keyframes"]])
@@ -703,8 +717,10 @@ def main(argv: list[str] | None = None) -> int:
     succeeded = False
     try:
         isolate_environment(work)
-        with fresh_catalog(work) as dsn:
+        with fresh_catalog() as dsn:
             env = isolate_environment(work, dsn)
+            settings = load_settings()  # the clip is made with the ffmpeg the pipeline uses
+            tools.configure(ffmpeg=settings.ffmpeg or None, ffprobe=settings.ffprobe or None)
             progress(f"making a {args.seconds:g} s {WIDTH}x{HEIGHT} clip with speech and cuts in {work}")
             clip = make_clip(work / "clip.mp4", args.seconds, work)
             progress("creating the Airflow metadata DB (not timed)")

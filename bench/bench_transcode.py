@@ -51,7 +51,7 @@ from typing import Any
 
 import psutil
 
-from vam import localstack
+from vam import devstack
 from vam.media import tools
 from vam.media.encode import encode_argv, ladder_split_argv
 from vam.media.ladder import plan_ladder
@@ -261,10 +261,11 @@ def fresh_catalog() -> Iterator[str]:
     """A new, migrated catalog database on the machine's PostgreSQL (or the embedded one); dropped
     at the end."""
     from vam.catalog.db import connect, migrate
+    from vam.catalog.dsn import create_database, drop_database
 
-    base = localstack.ensure_catalog(load_settings())
+    base = devstack.ensure_catalog(load_settings())
     name = f"vam_bench_{uuid.uuid4().hex[:10]}"
-    dsn = localstack.create_database(base, name)
+    dsn = create_database(base, name)
     try:
         conn = connect(dsn)
         try:
@@ -273,16 +274,16 @@ def fresh_catalog() -> Iterator[str]:
             conn.close()
         yield dsn
     finally:
-        localstack.drop_database(base, name)
+        drop_database(base, name)
         pgdata = Path(load_settings().home) / "pgdata"
         if pgdata.exists():  # no PostgreSQL on 127.0.0.1:5432: an embedded one was started under home
-            localstack.stop_embedded_catalog(pgdata)
+            devstack.stop_embedded_catalog(pgdata)
 
 
 def init_airflow_db(env: dict[str, str], log: Path) -> Usage:
     """Create the Airflow metadata DB in AIRFLOW_HOME the way `vam process` does (one-time cost)."""
     code = (
-        "from vam import airflow_env; from vam.settings import load_settings; "
+        "from vam.orchestration import env as airflow_env; from vam.settings import load_settings; "
         "airflow_env.configure(load_settings()); airflow_env.ensure_metadata_db()"
     )
     usage = run_measured([sys.executable, "-c", code], log=log, env=env)

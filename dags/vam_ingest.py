@@ -10,51 +10,39 @@ asset id, so a source is never processed twice by overlapping polls.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import dag, task
+from airflow.sdk import DAG
 
-from operators.steps import run_step
+from operators.ingest import VamDiscoverOperator
+from vam.settings import dag_settings
+
+settings = dag_settings()
 
 
-@dag(
+def trigger_args(found: dict) -> dict:
+    """One vam_process run per new asset, its run id derived from the asset id."""
+    return {"trigger_run_id": f"asset__{found['asset_id']}", "conf": {"source_uri": found["source_uri"]}}
+
+
+with DAG(
     dag_id="vam_ingest",
-    schedule=timedelta(seconds=int(os.environ.get("VAM_INGEST_INTERVAL_SECONDS", "60"))),
+    schedule=timedelta(seconds=settings.ingest_interval_seconds),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     tags=["vam", "ingest"],
     doc_md=__doc__,
-    default_args={
-        "retries": int(os.environ.get("VAM_TASK_RETRIES", "2")),
-        "retry_delay": timedelta(seconds=30),
-    },
-)
-def vam_ingest():
-    @task
-    def discover() -> list[dict]:
-        """New sources in the landing prefix, as trigger arguments for vam_process."""
-        from vam.ingest.discover import poll
-
-        def _poll(rt):
-            with rt.catalog(actor="vam_ingest") as cat:
-                return poll(cat, rt.settings.landing_uri)
-
-        found = run_step("discover", None, _poll)
-        return [
-            {"trigger_run_id": f"asset__{f['asset_id']}", "conf": {"source_uri": f["source_uri"]}}
-            for f in found
-        ]
-
+    default_args={"retries": settings.retries, "retry_delay": timedelta(seconds=30)},
+) as dag:
+    discover = VamDiscoverOperator(task_id="discover", aws_conn_id=settings.aws_conn_id)
     TriggerDagRunOperator.partial(
         task_id="start_processing",
         trigger_dag_id="vam_process",
         skip_when_already_exists=True,
         wait_for_completion=False,
-    ).expand_kwargs(discover())
+    ).expand_kwargs(discover.output.map(trigger_args))
 
-
-vam_ingest_dag = vam_ingest()
+vam_ingest_dag = dag

@@ -93,8 +93,8 @@ def _admin_password(airflow_home: Path) -> str:
 def build_env(catalog_dsn: str, s3_endpoint: str, creds: dict[str, str]) -> dict[str, str]:
     airflow_home = HOME / "airflow"
     airflow_home.mkdir(parents=True, exist_ok=True)
-    from vam.airflow_env import jwt_secret
-    from vam.localstack import create_database, with_dbname
+    from vam.orchestration.env import jwt_secret
+    from vam.catalog.dsn import create_database, with_dbname
 
     airflow_db = create_database(with_dbname(catalog_dsn, "postgres"), "vam_airflow")
     conn = {
@@ -172,14 +172,14 @@ def _wait_http(url: str, timeout: float) -> None:
 def start() -> int:
     (HOME / "pids").mkdir(parents=True, exist_ok=True)
     os.environ["VAM_HOME"] = str(HOME)
-    from vam import localstack, storage
+    from vam import devstack, storage
     from vam.settings import load_settings
 
-    catalog_dsn = localstack.ensure_catalog(load_settings())
+    catalog_dsn = devstack.ensure_catalog(load_settings())
     log(f"catalog: {catalog_dsn}")
-    access_key, secret_key, _ = localstack.load_or_create_credentials(HOME)
+    access_key, secret_key, _ = devstack.load_or_create_credentials(HOME)
     creds = {"access_key": access_key, "secret_key": secret_key}
-    server = localstack.start_seaweedfs(
+    server = devstack.start_seaweedfs(
         HOME / "seaweed",
         s3_port=S3_PORT,
         access_key=creds["access_key"],
@@ -220,17 +220,19 @@ def start() -> int:
 
 
 def _wait_ready(sha: str, endpoint: str, timeout: float) -> int:
-    from vam import pipeline
     from vam.catalog.repo import asset_id_for
     from vam.errors import CatalogError
 
-    rt = pipeline.Runtime.from_env()
+    from vam.runtime import Runtime
+    from vam.steps.show import summary
+
+    rt = Runtime.from_env()
     asset_id = asset_id_for(sha)
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         try:
-            result = pipeline.summary(rt, asset_id)
+            result = summary(rt, asset_id)
         except CatalogError:
             result = {"status": "waiting for ingest"}
         if result["status"] != last:
@@ -271,27 +273,28 @@ def stop() -> int:
         else:
             os.killpg(pid, signal.SIGKILL)
         _pidfile(name).unlink(missing_ok=True)
-    from vam import localstack
+    from vam import devstack
 
     if (HOME / "seaweed").exists():
-        localstack.stop_from_pidfile(HOME / "seaweed")
+        devstack.stop_from_pidfile(HOME / "seaweed")
         log("stopped SeaweedFS")
     return 0
 
 
 def clean() -> int:
     stop()
-    from vam import localstack
+    from vam import devstack
+    from vam.catalog.dsn import drop_database, with_dbname
     from vam.settings import load_settings
 
     os.environ["VAM_HOME"] = str(HOME)
-    catalog_dsn = os.environ.get("VAM_CATALOG_DSN") or localstack.ensure_catalog(load_settings())
-    admin = localstack.with_dbname(catalog_dsn, "postgres")
+    catalog_dsn = os.environ.get("VAM_CATALOG_DSN") or devstack.ensure_catalog(load_settings())
+    admin = with_dbname(catalog_dsn, "postgres")
     for name in (psycopg2.extensions.parse_dsn(catalog_dsn)["dbname"], "vam_airflow"):
-        localstack.drop_database(admin, name)
+        drop_database(admin, name)
         log(f"dropped database {name}")
     if (HOME / "pgdata").exists():
-        localstack.stop_embedded_catalog(HOME / "pgdata")
+        devstack.stop_embedded_catalog(HOME / "pgdata")
     import shutil
 
     shutil.rmtree(HOME, ignore_errors=True)

@@ -1,10 +1,38 @@
-"""Generated test media (ffmpeg lavfi sources), cached per test session."""
+"""Generated test media (ffmpeg lavfi sources), cached per test session, and a frame decoder."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import numpy as np
+
 from vam.media import tools
+
+# A white box in the top-left corner and a black one in the bottom-right, each a fifth of the frame
+# (testsrc2 has neither colour in its corners): where they end up tells which way a picture was
+# turned or which part of it was cropped.
+MARKERS = ",".join(
+    f"drawbox=x={x}:y={y}:w=iw/5:h=ih/5:color={colour}:t=fill"
+    for x, y, colour in (("0", "0", "white"), ("iw*4/5", "ih*4/5", "black"))
+)
+
+
+def decode_frame(path: Path, index: int = 0, *, vf: str = "", autorotate: bool = True) -> np.ndarray:
+    """Frame ``index`` (0-based) as an RGB array ``[height, width, 3]``, turned upright by ffmpeg
+    unless ``autorotate`` is False (then as coded); ``vf`` is applied after the frame is picked."""
+    chain = f"select=eq(n\\,{int(index)})" + (f",{vf}" if vf else "")
+    argv = [*tools.ffmpeg_argv(stats=False), *([] if autorotate else ["-noautorotate"])]
+    argv += ["-i", str(Path(path).absolute()), "-map", "0:v:0"]
+    argv += ["-vf", chain, "-frames:v", "1", "-c:v", "ppm", "-f", "image2pipe", "pipe:1"]
+    data = b"".join(tools.stream(argv, chunk_bytes=1 << 20))
+    if not data:
+        raise ValueError(f"{path} has no frame {index}")
+    magic, width, height, maxval, pixels = data.split(maxsplit=4)
+    if magic != b"P6" or maxval != b"255":
+        raise ValueError(f"ffmpeg wrote no 8-bit PPM for frame {index} of {path}")
+    w, h = int(width), int(height)
+    return np.frombuffer(pixels[: w * h * 3], np.uint8).reshape(h, w, 3)
 
 
 class ClipFactory:
@@ -22,14 +50,21 @@ class ClipFactory:
         audio: bool = True,
         pattern: str = "testsrc2",
         rotate: int = 0,
+        markers: bool = False,
+        vf: str = "",
     ) -> Path:
-        """An H.264 (+AAC) MP4 of a lavfi pattern; ``rotate`` sets a display rotation (degrees)."""
-        name = f"{pattern}-{width}x{height}-{seconds}s-{fps}fps-{'a' if audio else 'na'}-r{rotate}.mp4"
+        """An H.264 (+AAC) MP4 of a lavfi pattern; ``rotate`` sets a display rotation (degrees,
+        counter-clockwise as ``-display_rotation`` takes it), ``markers`` draws :data:`MARKERS`, ``vf``
+        filters the picture last (e.g. ``transpose=cclock``, or ``scale=240:240,setsar=4/3``)."""
+        tag = f"{'-m' if markers else ''}{'-vf' + hashlib.sha1(vf.encode()).hexdigest()[:8] if vf else ''}"
+        name = f"{pattern}-{width}x{height}-{seconds}s-{fps}fps-{'a' if audio else 'na'}-r{rotate}{tag}.mp4"
         out = self.directory / name
         if out.exists():
             return out
+        source = f"{pattern}=size={width}x{height}:rate={fps}"
+        source += "".join(f",{f}" for f in (MARKERS if markers else "", vf) if f)
         argv = [tools.ffmpeg_path(), "-nostdin", "-y", "-v", "error"]
-        argv += ["-f", "lavfi", "-i", f"{pattern}=size={width}x{height}:rate={fps}"]
+        argv += ["-f", "lavfi", "-i", source]
         if audio:
             argv += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
             argv += ["-c:a", "aac", "-b:a", "96k"]
@@ -59,3 +94,20 @@ class ClipFactory:
             tmp = rotated
         tmp.rename(out)
         return out
+
+    def make_phone_portrait(
+        self, *, width: int = 240, height: int = 320, seconds: float = 1.0
+    ) -> tuple[Path, Path]:
+        """A portrait scene as a phone held upright records it, and the scene itself.
+
+        The scene is ``width`` x ``height`` testsrc2 with :data:`MARKERS` (white top-left, black
+        bottom-right as a viewer must see them). The phone's landscape sensor stores it turned a
+        quarter counter-clockwise (``height`` x ``width`` coded) with a display matrix asking the
+        player for a quarter turn clockwise (ffprobe: ``rotation: -90``). Returns (phone clip, scene).
+        """
+        scene = self.make(width=width, height=height, seconds=seconds, audio=False, markers=True)
+        phone = self.make(
+            width=width, height=height, seconds=seconds, audio=False, markers=True, vf="transpose=cclock",
+            rotate=-90,
+        )  # fmt: skip
+        return phone, scene

@@ -30,7 +30,7 @@ for _key in [
 os.environ["HF_HUB_OFFLINE"] = "1"
 sys.path.insert(0, str(TESTS_DIR))  # tests/ is not a package: helpers are imported as plain modules
 
-from vam import airflow_env  # noqa: E402
+from vam.orchestration import env as airflow_env  # noqa: E402
 from vam.settings import load_settings  # noqa: E402
 
 airflow_env.configure(load_settings(), retries=0)
@@ -43,28 +43,29 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(scope="session")
 def catalog_dsn() -> str:
     """A fresh, migrated catalog database for this session; dropped at the end."""
-    from vam import localstack
     from vam.catalog.db import connect, migrate
+    from vam.catalog.dsn import create_database, drop_database
+    from vam.devstack import ensure_catalog
 
-    base = localstack.ensure_catalog(load_settings())
+    base = ensure_catalog(load_settings())
     name = f"vam_test_{uuid.uuid4().hex[:10]}"
-    dsn = localstack.create_database(base, name)
+    dsn = create_database(base, name)
     os.environ["VAM_CATALOG_DSN"] = dsn
     conn = connect(dsn)
     migrate(conn)
     conn.close()
     yield dsn
     os.environ.pop("VAM_CATALOG_DSN", None)
-    localstack.drop_database(base, name)
+    drop_database(base, name)
 
 
 @pytest.fixture(scope="session")
 def seaweed():
     """A SeaweedFS S3 server on 127.0.0.1 with generated credentials; stopped at the end."""
-    from vam import localstack
+    from vam.devstack import start_seaweedfs
 
     access, secret = "test" + secrets.token_hex(4), secrets.token_hex(16)
-    server = localstack.start_seaweedfs(SESSION_DIR / "seaweed", access_key=access, secret_key=secret)
+    server = start_seaweedfs(SESSION_DIR / "seaweed", access_key=access, secret_key=secret)
     server.access_key, server.secret_key = access, secret
     yield server
     server.stop()

@@ -8,6 +8,7 @@ process (Airflow's ``dag.test()``) and prints a summary. Exit status: 0 ready, 2
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -29,30 +30,9 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    from vam import airflow_env, pipeline, storage
-    from vam.settings import load_settings
+    import vam
 
-    settings = load_settings()
-    if args.profile:  # fail fast, with the list of profiles, before Airflow starts
-        from vam.media.profiles import load_profile
-
-        load_profile(args.profile, settings.profiles_dir)
-    uri = storage.to_uri(args.source)
-    storage.store_for(uri).head(uri)  # a clear error now if the source is missing
-    airflow_env.configure(settings, retries=args.retries)
-
-    import contextlib
-
-    with contextlib.redirect_stdout(sys.stderr):  # task logs must not mix with the summary
-        airflow_env.ensure_metadata_db()
-        dag = airflow_env.load_dag("vam_process")
-        run = dag.test(run_conf={"source_uri": uri, "profile": args.profile or "", "title": args.title or ""})
-        registered = airflow_env.task_result(run, "register")
-    if not registered:  # the run failed before the source was hashed and registered
-        result = {"asset_id": None, "status": "error", "reason": f"run {run.run_id} ended {run.state}"}
-    else:
-        result = pipeline.summary(pipeline.Runtime(settings), registered["asset_id"])
-    result["airflow_run"] = {"dag_id": dag.dag_id, "run_id": run.run_id, "state": str(run.state)}
+    result = vam.process(args.source, profile=args.profile, title=args.title, retries=args.retries)
     _print(result, args.json)
     status = result["status"]
     if status == "ready":
@@ -62,23 +42,21 @@ def cmd_process(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from vam import pipeline
+    import vam
 
-    rt = pipeline.Runtime.from_env()
-    result = pipeline.summary(rt, args.asset_id)
-    if args.events:
-        with rt.catalog() as cat:
-            result["events"] = cat.events(args.asset_id)
+    result = vam.show(args.asset_id, events=args.events)
     _print(result, args.json)
     return EXIT_READY
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from vam import pipeline
-    from vam.catalog.search import SearchFilters, search
-    from vam.enrich.tags import load_taxonomy, parse_assignments
+    import vam
+    from vam.catalog.search import SearchFilters
+    from vam.enrich.tags import parse_assignments
+    from vam.runtime import Runtime
 
-    tags = load_taxonomy().filter_values(parse_assignments(args.tag)) if args.tag else None
+    rt = Runtime.from_env()
+    tags = rt.taxonomy.filter_values(parse_assignments(args.tag)) if args.tag else None
     filters = SearchFilters(
         min_duration=args.min_duration,
         max_duration=args.max_duration,
@@ -90,9 +68,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         labels=args.label or None,
         flagged=args.flagged,
     )
-    rt = pipeline.Runtime.from_env()
-    with rt.catalog() as cat:
-        hits = search(cat, args.query, mode=args.mode, filters=filters, limit=args.limit)
+    hits = vam.search(args.query, mode=args.mode, filters=filters, limit=args.limit, rt=rt)
     if args.json:
         _print_json(hits)
         return EXIT_READY
@@ -113,14 +89,11 @@ def _clock(seconds: float) -> str:
 def cmd_tag(args: argparse.Namespace) -> int:
     import getpass
 
-    from vam import pipeline
-    from vam.enrich.tags import apply_tags, parse_assignments
+    import vam
+    from vam.enrich.tags import parse_assignments
 
-    rt = pipeline.Runtime.from_env()
-    changes = parse_assignments(args.assignments)
-    with rt.catalog(actor=f"cli:{getpass.getuser()}") as cat:
-        cat.get_asset(args.asset_id)  # a clear error for an unknown asset
-        tags = apply_tags(cat, args.asset_id, changes, actor=f"cli:{getpass.getuser()}", source="cli")
+    actor = f"cli:{getpass.getuser()}"
+    tags = vam.tag(args.asset_id, parse_assignments(args.assignments), actor=actor, source="cli")
     if args.json:
         _print_json(tags)
     else:
@@ -129,23 +102,14 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def _print_json(data: Any) -> None:
-    from vam.pipeline import dumps
-
-    print(dumps(data))
+    print(json.dumps(data, indent=2, default=str))
 
 
 def cmd_drop(args: argparse.Namespace) -> int:
     """Upload a file into the landing prefix, where the ingest DAG picks it up."""
-    from vam import storage
-    from vam.settings import load_settings
+    import vam
 
-    src = Path(args.file)
-    if not src.is_file():
-        print(f"vam: {src} is not a file", file=sys.stderr)
-        return EXIT_ERROR
-    uri = storage.uri_join(load_settings().landing_uri, args.key or src.name)
-    storage.store_for(uri).put(src, uri)
-    print(uri)
+    print(vam.drop(args.file, key=args.key))
     return EXIT_READY
 
 
@@ -153,7 +117,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     from vam.media.profiles import available_profiles, load_profile
     from vam.settings import load_settings
 
-    settings = load_settings()
+    settings = load_settings()  # the edge: read once, passed down
     for name in available_profiles(settings.profiles_dir):
         prof = load_profile(name, settings.profiles_dir)
         print(f"{prof.key:24} {', '.join(f'{r.name}/{r.codec}' for r in prof.rungs)}")
@@ -184,6 +148,22 @@ def _print(result: dict[str, Any], as_json: bool) -> None:
     for key in ("hls", "dash"):
         if result.get(key):
             print(f"  {key}: {result[key]}")
+    for d in result.get("derived") or []:
+        print(
+            f"  derived {d['name']}: {d['width']}x{d['height']} {d['duration']} s"
+            f" vmaf {d['vmaf']}  {d['uri']}"
+        )
+    if result.get("objects"):
+        print("  objects:")
+        for o in result["objects"]:
+            print(f"    {o['kind']:10} {o['size_bytes'] or '':>10} {o['tier'] or '-':6} {o['uri']}")
+    if result.get("events"):
+        print("  events:")
+        for e in result["events"]:
+            change = f" {e['from_status'] or ''} -> {e['to_status']}" if e.get("to_status") else ""
+            print(
+                f"    {e['at']:%Y-%m-%d %H:%M:%S} {e['kind']}{change} {json.dumps(e['detail'], default=str)}"
+            )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except VamError as exc:
         print(f"vam: {exc}", file=sys.stderr)
+        if getattr(args, "json", False) and args.command in ("process", "show"):
+            _print_json({"asset_id": None, "status": "error", "reason": str(exc)})
         return EXIT_ERROR
 
 

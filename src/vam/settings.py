@@ -38,6 +38,7 @@ class Settings:
     aws_conn_id: str = "aws_default"  # Airflow connection used by the DAGs for S3, when defined
     ingest_interval_seconds: int = 60
     task_retries: int = 2
+    max_active_assets: int = 4  # vam_process runs at once
     ffmpeg: str = ""  # empty: the binary in the imageio-ffmpeg wheel
     ffprobe: str = ""  # empty: ffprobe on PATH
     ffmpeg_threads: int = 0  # 0: ffmpeg decides
@@ -103,3 +104,24 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         if not values.get(key):
             values[key] = default
     return Settings(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class DagSettings:
+    """What DAG files need when they are parsed: nothing from a database or the network."""
+
+    retries: int
+    ingest_interval_seconds: int
+    max_active_assets: int
+    aws_conn_id: str
+
+
+def dag_settings() -> DagSettings:
+    """The parse-time settings of vam's DAGs (environment and ``VAM_CONFIG`` only; cheap)."""
+    s = load_settings()
+    return DagSettings(
+        retries=s.task_retries,
+        ingest_interval_seconds=s.ingest_interval_seconds,
+        max_active_assets=s.max_active_assets,
+        aws_conn_id=s.aws_conn_id,
+    )

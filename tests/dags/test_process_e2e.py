@@ -9,9 +9,12 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from vam import airflow_env, pipeline, storage
-from vam.catalog.repo import asset_id_for
+from vam import storage
+from vam.catalog import asset_id_for
 from vam.media import tools
+from vam.orchestration.runner import load_dag
+from vam.runtime import Runtime
+from vam.steps.show import summary as asset_summary
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -44,7 +47,7 @@ def test_s3_drop_to_ready_asset(s3_vam, airflow_db, clips, tmp_path):
     # an upload still in progress is not picked up
     storage.store_for(landing).put_bytes(b"partial", landing + ".part")
 
-    ingest = airflow_env.load_dag("vam_ingest")
+    ingest = load_dag("vam_ingest")
     run = ingest.test()
     assert run.state == "success"
     asset_id = asset_id_for(storage.sha256_file(clip))
@@ -54,12 +57,12 @@ def test_s3_drop_to_ready_asset(s3_vam, airflow_db, clips, tmp_path):
     assert confs[f"asset__{asset_id}"] == {"source_uri": landing}
     assert not any(".part" in str(c) for c in confs.values())
 
-    process = airflow_env.load_dag("vam_process")
+    process = load_dag("vam_process")
     run = process.test(run_conf=confs[f"asset__{asset_id}"])
     assert run.state == "success"
 
-    rt = pipeline.Runtime.from_env()
-    summary = pipeline.summary(rt, asset_id)
+    rt = Runtime.from_env()
+    summary = asset_summary(rt, asset_id)
     assert summary["status"] == "ready", summary
     assert summary["source"]["width"] == 854
     assert summary["source"]["height"] == 480

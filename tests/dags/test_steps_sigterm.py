@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from vam.airflow_env import PLUGINS_FOLDER
+from vam.orchestration.env import PLUGINS_FOLDER
 
 pytestmark = pytest.mark.integration
 
@@ -19,10 +19,10 @@ CHILD = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, sys.argv[1])
-    from operators.steps import _kill_media_on_sigterm
+    from vam.orchestration.failures import kill_media_on_sigterm
     from vam.media import tools
 
-    _kill_media_on_sigterm()
+    kill_media_on_sigterm()
     print("ready", flush=True)
     tools.run([tools.ffmpeg_path(), "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
                "-t", "600", "-f", "null", "-"])

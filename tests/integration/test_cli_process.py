@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,8 @@ import pytest
 import yaml
 
 from vam.catalog import open_catalog
+from vam.errors import RejectedInput
+from vam.media.probe import probe
 from vam.settings import REPO_ROOT
 from vam.storage.file import file_uri_to_path
 
@@ -34,6 +38,18 @@ def run_json(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict]:
         return proc.returncode, json.loads(proc.stdout)
     except json.JSONDecodeError:
         pytest.fail(f"no JSON on stdout (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}")
+
+
+def show_json(asset_id: str) -> dict:
+    proc = vam("show", asset_id, "--events", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+# One line of `vam show --events` in text mode: "  <date> <time> <kind>[ <from> -> <to>] <detail JSON>"
+EVENT_LINE = re.compile(
+    r"^ {4}\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (?P<kind>\w+)(?: (?P<from>\w*) -> (?P<to>\w+))? (?P<detail>\{.*\})$"
+)
 
 
 def test_process_local_file_never_upscales(vam_home, clips):
@@ -60,13 +76,49 @@ def test_process_local_file_never_upscales(vam_home, clips):
     assert "<MPD" in dash.read_text()
     assert out["hls"].startswith((vam_home / "objects" / "processed").as_uri())
 
-    # Running it again reprocesses in place: same asset, same keys, still one rendition row.
+    first = show_json(out["asset_id"])
+    assert first["objects"]
+
+    # Running it again reprocesses in place: same asset, same keys, nothing duplicated.
     code, again = run_json(str(clip))
-    assert code == 0
+    assert code == 0, again
     assert again["asset_id"] == out["asset_id"]
-    assert (
-        again["renditions"] == [dict(r, vmaf=again["renditions"][0]["vmaf"])] or len(again["renditions"]) == 1
-    )
+    assert again["status"] == "ready"
+    same = ("name", "codec", "width", "height", "bitrate_kbps", "uri")
+    assert [{k: r[k] for k in same} for r in again["renditions"]] == [
+        {k: r[k] for k in same} for r in out["renditions"]
+    ]
+    assert (again["hls"], again["dash"]) == (out["hls"], out["dash"])
+    with open_catalog(os.environ["VAM_CATALOG_DSN"]) as cat:
+        with cat.conn, cat.conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM assets WHERE content_sha256 = %s OR source_uri = %s",
+                (out["sha256"], out["source_uri"]),
+            )
+            assert cur.fetchone()[0] == 1
+        assert [r["name"] for r in cat.renditions(out["asset_id"])] == ["360p"]  # one row per rendition
+        objects = cat.objects(out["asset_id"])
+    uris = [o["uri"] for o in objects]
+    assert len(uris) == len(set(uris))
+    assert sorted(uris) == sorted(o["uri"] for o in first["objects"])  # the same keys, no new copies
+    sources = [(o["uri"], o["sha256"]) for o in objects if o["kind"] == "source"]
+    assert sources == [(out["source_uri"], out["sha256"])]
+
+    # The audit log in text mode: one line per event, both runs' status changes in order.
+    shown = vam("show", out["asset_id"], "--events")
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    lines = shown.stdout.splitlines()
+    assert lines[0] == f"asset {out['asset_id']}: ready"
+    events = [m for m in map(EVENT_LINE.match, lines[lines.index("  events:") + 1 :]) if m]
+    assert len(events) == len(lines) - lines.index("  events:") - 1  # every line is an event
+    logged = show_json(out["asset_id"])["events"]
+    assert [e.group("kind") for e in events] == [e["kind"] for e in logged]
+    assert [json.loads(e.group("detail")) for e in events] == [e["detail"] for e in logged]
+    assert events[0].group("kind") == "registered"
+    assert json.loads(events[0].group("detail"))["sha256"] == out["sha256"]
+    changes = [(e.group("from"), e.group("to")) for e in events if e.group("kind") == "status"]
+    run = [("ingesting", "processing"), ("processing", "ready")]
+    assert changes == [*run, ("ready", "ingesting"), *run]
 
 
 def test_rotated_portrait_source_comes_out_upright(vam_home, clips):
@@ -79,28 +131,56 @@ def test_rotated_portrait_source_comes_out_upright(vam_home, clips):
 
 
 @pytest.mark.parametrize(
-    ("name", "content", "code_word"),
+    ("name", "content", "code", "message"),
     [
-        ("empty.mp4", b"", "empty"),
-        ("notes.mp4", b"these are meeting notes, not a video\n" * 20, "not_a_video"),
+        (
+            "empty.mp4",
+            b"",
+            "empty_file",
+            "empty.mp4 is 0 bytes: the upload or copy produced an empty file; send it again",
+        ),
+        (
+            "notes.mp4",
+            b"these are meeting notes, not a video\n" * 20,
+            "not_a_video",
+            "notes.mp4 is not a video file ffmpeg can read (",
+        ),
     ],
 )
-def test_rejected_inputs_exit_2_and_keep_the_source(vam_home, tmp_path, name, content, code_word):
+def test_rejected_inputs_exit_2_and_keep_the_source(vam_home, tmp_path, name, content, code, message):
     src = tmp_path / name
     src.write_bytes(content)
+    with pytest.raises(RejectedInput) as probed:  # what the probe says about this input
+        probe(src)
+    assert probed.value.code == code
+    assert probed.value.message.startswith(message)
     proc = vam("process", "--json", str(src))
     assert proc.returncode == 2, proc.stderr[-3000:]
     out = json.loads(proc.stdout)
     assert out["status"] == "rejected"
-    assert code_word.split("_")[0] in out["reason"].lower() or code_word in proc.stderr
-    assert "rejected" in proc.stderr
+    assert out["reason"] == probed.value.message
+    assert f"vam: asset {out['asset_id']} rejected: {probed.value.message}" in proc.stderr.splitlines()
+    assert out["hls"] is None
+    assert out["renditions"] == []
     assert src.read_bytes() == content  # never deleted or changed
+    sha256 = hashlib.sha256(content).hexdigest()
+    assert out["sha256"] == sha256
     with open_catalog(os.environ["VAM_CATALOG_DSN"]) as cat:
         asset = cat.get_asset(out["asset_id"])
-        assert asset["status"] == "rejected"
+        rejected = cat.last_event(out["asset_id"], "status")
         quarantined = cat.objects(out["asset_id"], kind="quarantine")
-    assert len(quarantined) == 1
-    assert file_uri_to_path(quarantined[0]["uri"]).read_bytes() == content
+    assert (asset["status"], asset["reason"]) == ("rejected", probed.value.message)
+    assert rejected["to_status"] == "rejected"
+    assert rejected["detail"]["code"] == code
+    assert rejected["detail"]["reason"] == probed.value.message
+    quarantine_dir = (vam_home / "objects" / "quarantine").as_uri()
+    assert [q["uri"] for q in quarantined if q["uri"].startswith(quarantine_dir)] == [
+        rejected["detail"]["quarantine_uri"]
+    ]
+    copy = next(q for q in quarantined if q["uri"] == rejected["detail"]["quarantine_uri"])
+    assert copy["sha256"] == sha256
+    assert copy["size_bytes"] == len(content)
+    assert file_uri_to_path(copy["uri"]).read_bytes() == content
 
 
 def test_truncated_mp4_is_rejected(vam_home, clips, tmp_path):
@@ -142,6 +222,16 @@ def test_missing_source_is_a_clear_error(vam_home, tmp_path):
     proc = vam("process", str(tmp_path / "absent.mp4"))
     assert proc.returncode == 1
     assert "absent.mp4" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_missing_source_with_json_prints_an_error_summary(vam_home, tmp_path):
+    missing = tmp_path / "missing.mp4"
+    proc = vam("process", str(missing), "--json")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert out == {"asset_id": None, "status": "error", "reason": f"no object at {missing.as_uri()}"}
+    assert f"vam: no object at {missing.as_uri()}" in proc.stderr
 
 
 def test_failed_encode_ends_failed_with_the_step_and_error(vam_home, clips, tmp_path):

@@ -8,7 +8,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from clipfactory import ClipFactory, decode_frame
 
 from vam.errors import ToolError
 from vam.media import tools
@@ -191,6 +193,48 @@ def test_rotated_source_encodes_upright(work: Path) -> None:
     assert (quality["width"], quality["height"]) == (180, 320)
     # An output turned the wrong way would be compared against the upright reference and score low.
     assert quality["vmaf"]["mean"] > 70
+
+
+def corner_colours(frame: np.ndarray) -> dict[str, str]:
+    """The colour at the centre of each corner fifth of an RGB frame: "white", "black" or "other"."""
+    h, w, _ = frame.shape
+    out = {}
+    for vertical, y in (("top", h // 10), ("bottom", h - 1 - h // 10)):
+        for horizontal, x in (("left", w // 10), ("right", w - 1 - w // 10)):
+            pixel = frame[y, x]
+            colour = "white" if pixel.min() > 200 else "black" if pixel.max() < 50 else "other"
+            out[f"{vertical}_{horizontal}"] = colour
+    return out
+
+
+def test_phone_portrait_clip_comes_out_upright(work: Path) -> None:
+    """A phone held upright stores the scene turned a quarter counter-clockwise with a display matrix
+    that ffprobe reports as ``rotation: -90``: a quarter turn clockwise (probe's 90) makes it upright.
+    The rendition must show the scene as it was: same pixels, white marker top-left, black bottom-right."""
+    phone, scene = ClipFactory(work / "clips").make_phone_portrait(width=240, height=320, seconds=1.0)
+    side_data = video_stream(phone)["side_data_list"]
+    assert [s["rotation"] for s in side_data if s.get("side_data_type") == "Display Matrix"] == [-90]
+    info = probe(phone)
+    assert (info.width, info.height, info.rotation) == (320, 240, 90)
+    assert (info.display_width, info.display_height) == (240, 320)
+    upright = decode_frame(scene, 5).astype(int)
+    # What probe's 90 means: the coded picture turned 90 degrees clockwise by hand is the scene.
+    by_hand = decode_frame(phone, 5, autorotate=False, vf="transpose=clock").astype(int)
+    assert np.abs(by_hand - upright).mean() < 6
+    assert np.abs(decode_frame(phone, 5, autorotate=False, vf="transpose=cclock") - upright).mean() > 30
+
+    out = work / "upright" / "phone.mp4"
+    result = encode_rendition(phone, plan("phone", "h264", 240, 320), PROFILE, out, info)
+    assert (result["width"], result["height"], result["rotation"]) == (240, 320, 0)
+
+    frame = decode_frame(out, 5).astype(int)
+    assert frame.shape == upright.shape == (320, 240, 3)
+    assert corner_colours(frame) == {
+        "top_left": "white", "top_right": "other", "bottom_left": "other", "bottom_right": "black",
+    }  # fmt: skip
+    assert np.abs(frame - upright).mean() < 6  # the scene itself, not just its markers
+    assert np.abs(frame - upright[::-1, ::-1]).mean() > 30  # turned the other way it would be upside down
+    assert measure_quality(phone, out, info)["vmaf"]["mean"] > 90
 
 
 # -- quality ---------------------------------------------------------------------------------------

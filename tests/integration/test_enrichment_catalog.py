@@ -9,17 +9,9 @@ import uuid
 
 import numpy as np
 import pytest
+from psycopg2.extras import RealDictCursor
 
 from vam.catalog import open_catalog
-from vam.catalog.enrichment import (
-    get_enrichment,
-    refresh_search_document,
-    save_labels,
-    save_moderation,
-    save_scenes,
-    save_transcript,
-    set_published_tracks,
-)
 from vam.errors import CatalogError
 
 pytestmark = pytest.mark.integration
@@ -58,17 +50,25 @@ def new_asset(cat, title: str = "clip.mp4", **meta) -> str:
     return asset_id
 
 
+def sql(cat, query: str, *params) -> list[dict]:
+    """Raw SQL on the catalog's connection, in a transaction of its own (committed on exit)."""
+    with cat.conn, cat.conn.cursor(cursor_factory=RealDictCursor) as cur:
+        cur.execute(query, params)
+        return [dict(r) for r in cur.fetchall()] if cur.description else []
+
+
 def rows(cat, table: str, asset_id: str) -> list[dict]:
-    with cat._tx() as cur:
-        cur.execute(
-            f"SELECT * FROM {table} WHERE asset_id = %s", (asset_id,)
-        )  # table names are literals here
-        return [dict(r) for r in cur.fetchall()]
+    return sql(cat, f"SELECT * FROM {table} WHERE asset_id = %s", asset_id)  # table names are literals here
+
+
+def search_document(cat, asset_id: str) -> str:
+    found = sql(cat, "SELECT document::text AS d FROM search_documents WHERE asset_id = %s", asset_id)
+    return found[0]["d"]
 
 
 def test_nothing_saved_yet(cat):
     asset_id = new_asset(cat)
-    out = get_enrichment(cat, asset_id)
+    out = cat.get_enrichment(asset_id)
     assert out["transcript"] is None
     assert out["moderation"] is None
     assert (out["scenes"], out["chapters"], out["labels"], out["tags"]) == ([], [], [], {})
@@ -77,16 +77,14 @@ def test_nothing_saved_yet(cat):
 def test_round_trip(cat):
     asset_id = new_asset(cat)
     vectors = np.random.default_rng(1).standard_normal((2, 384)).astype(np.float32)
-    save_transcript(cat, asset_id, TRANSCRIPT, embeddings=vectors)
-    save_scenes(
-        cat,
+    cat.save_transcript(asset_id, TRANSCRIPT, embeddings=vectors)
+    cat.save_scenes(
         asset_id,
         [{"start": 0.0, "end": 2.0, "confidence": 1.0}, {"start": 2.0, "end": 4.25, "confidence": 0.97}],
         [{"start": 0.0, "end": 4.25, "title": "Chapter 1"}],
         ["file:///k/0.jpg", "file:///k/1.jpg"],
     )
-    save_labels(
-        cat,
+    cat.save_labels(
         asset_id,
         [
             [{"label": "sports car", "score": 0.8}, {"label": "road", "score": 0.1}],
@@ -97,8 +95,7 @@ def test_round_trip(cat):
             {"label": "road", "score": 0.6, "scenes": [0, 1]},
         ],
     )
-    save_moderation(
-        cat,
+    cat.save_moderation(
         asset_id,
         [
             {"score": 0.01, "detections": []},
@@ -106,10 +103,10 @@ def test_round_trip(cat):
         ],
         {"flagged": False, "max_score": 0.02, "threshold": 0.6},
     )
-    set_published_tracks(cat, asset_id, "file:///o/captions.vtt", None)
-    set_published_tracks(cat, asset_id, None, "file:///o/chapters.vtt")
+    cat.set_published_tracks(asset_id, "file:///o/captions.vtt", None)
+    cat.set_published_tracks(asset_id, None, "file:///o/chapters.vtt")
 
-    out = get_enrichment(cat, asset_id)
+    out = cat.get_enrichment(asset_id)
     assert out["transcript"] == {
         "language": "en",
         "model": "tiny.en",
@@ -154,9 +151,7 @@ def test_round_trip(cat):
     assert transcript_event["actor"] == "test"
     assert cat.last_event(asset_id, "moderation") is None  # not flagged: no moderation event
 
-    with cat._tx() as cur:
-        cur.execute("SELECT document::text AS d FROM search_documents WHERE asset_id = %s", (asset_id,))
-        document = cur.fetchone()["d"]
+    document = search_document(cat, asset_id)
     assert "'clip':1A" in document  # title
     assert re.search(r"'sport':\d+B", document)  # labels
     assert re.search(r"'hello':\d+C", document)  # transcript
@@ -164,40 +159,39 @@ def test_round_trip(cat):
 
 def test_resave_replaces_rows(cat):
     asset_id = new_asset(cat)
-    save_transcript(cat, asset_id, TRANSCRIPT, embeddings=np.ones((2, 384)))
-    save_transcript(
-        cat,
+    cat.save_transcript(asset_id, TRANSCRIPT, embeddings=np.ones((2, 384)))
+    cat.save_transcript(
         asset_id,
         {"language": "en", "model": "small", "segments": [{"start": 1.0, "end": 2.0, "text": "Only this."}]},
     )
-    out = get_enrichment(cat, asset_id)
+    out = cat.get_enrichment(asset_id)
     assert out["transcript"]["model"] == "small"
     assert out["transcript"]["text"] == "Only this."  # joined from the segments when not given
     assert out["transcript"]["segments"] == [{"start": 1.0, "end": 2.0, "text": "Only this."}]
     assert [r["embedding"] for r in rows(cat, "transcript_segments", asset_id)] == [None]
 
-    save_scenes(cat, asset_id, [{"start": 0, "end": 1, "confidence": 0.9}] * 3, [])
-    save_scenes(
-        cat, asset_id, [{"start": 0, "end": 5, "confidence": 0.5}], [{"start": 0, "end": 5, "title": "All"}]
+    cat.save_scenes(asset_id, [{"start": 0, "end": 1, "confidence": 0.9}] * 3, [])
+    cat.save_scenes(
+        asset_id, [{"start": 0, "end": 5, "confidence": 0.5}], [{"start": 0, "end": 5, "title": "All"}]
     )
-    out = get_enrichment(cat, asset_id)
+    out = cat.get_enrichment(asset_id)
     assert out["scenes"] == [{"start": 0.0, "end": 5.0, "confidence": 0.5}]
     assert out["keyframes"] == [None]
     assert out["chapters"] == [{"start": 0.0, "end": 5.0, "title": "All"}]
 
-    save_labels(
-        cat, asset_id, [[{"label": "cat", "score": 0.9}]], [{"label": "cat", "score": 0.9, "scenes": [0]}]
+    cat.save_labels(
+        asset_id, [[{"label": "cat", "score": 0.9}]], [{"label": "cat", "score": 0.9, "scenes": [0]}]
     )
-    save_labels(
-        cat, asset_id, [[{"label": "dog", "score": 0.7}]], [{"label": "dog", "score": 0.7, "scenes": [0]}]
+    cat.save_labels(
+        asset_id, [[{"label": "dog", "score": 0.7}]], [{"label": "dog", "score": 0.7, "scenes": [0]}]
     )
-    assert [label["label"] for label in get_enrichment(cat, asset_id)["labels"]] == ["dog"]
+    assert [label["label"] for label in cat.get_enrichment(asset_id)["labels"]] == ["dog"]
     assert [r["label"] for r in rows(cat, "scene_labels", asset_id)] == ["dog"]
 
     # no speech: an empty transcript, not None
-    save_transcript(cat, asset_id, {"language": "en", "model": "tiny.en", "text": "", "segments": []})
-    assert get_enrichment(cat, asset_id)["transcript"]["segments"] == []
-    assert get_enrichment(cat, asset_id)["transcript"]["text"] == ""
+    cat.save_transcript(asset_id, {"language": "en", "model": "tiny.en", "text": "", "segments": []})
+    assert cat.get_enrichment(asset_id)["transcript"]["segments"] == []
+    assert cat.get_enrichment(asset_id)["transcript"]["text"] == ""
     assert cat.last_event(asset_id, "transcript")["detail"]["segments"] == 0
 
 
@@ -207,18 +201,18 @@ def test_moderation_flag_and_event(cat):
         {"score": 0.1, "detections": []},
         {"score": 0.85, "detections": [{"class": "X", "score": 0.85}]},
     ]
-    save_moderation(cat, asset_id, per_scene, {"flagged": True, "max_score": 0.85, "threshold": 0.6})
+    cat.save_moderation(asset_id, per_scene, {"flagged": True, "max_score": 0.85, "threshold": 0.6})
     asset = cat.get_asset(asset_id)
     assert asset["moderation_flagged"] is True
     assert asset["moderation_score"] == pytest.approx(0.85)
     event = cat.last_event(asset_id, "moderation")
     assert event["detail"] == {"flagged": True, "max_score": 0.85, "threshold": 0.6, "scenes": [1]}
-    out = get_enrichment(cat, asset_id)["moderation"]
+    out = cat.get_enrichment(asset_id)["moderation"]
     assert out["flagged"] is True
     assert [s["score"] for s in out["per_scene"]] == [0.1, 0.85]
 
     # a re-run below the threshold clears the flag, replaces the rows and records that
-    save_moderation(cat, asset_id, per_scene[:1], {"flagged": False, "max_score": 0.1, "threshold": 0.6})
+    cat.save_moderation(asset_id, per_scene[:1], {"flagged": False, "max_score": 0.1, "threshold": 0.6})
     assert cat.get_asset(asset_id)["moderation_flagged"] is False
     assert len(rows(cat, "moderation", asset_id)) == 1
     assert cat.last_event(asset_id, "moderation")["detail"]["flagged"] is False
@@ -227,28 +221,27 @@ def test_moderation_flag_and_event(cat):
 
 def test_bad_input_is_refused_and_nothing_is_half_written(cat):
     asset_id = new_asset(cat)
-    save_transcript(cat, asset_id, TRANSCRIPT)
+    cat.save_transcript(asset_id, TRANSCRIPT)
     with pytest.raises(CatalogError, match=r"embeddings must have shape \(2, 384\)"):
-        save_transcript(cat, asset_id, TRANSCRIPT, embeddings=np.zeros((2, 10)))
+        cat.save_transcript(asset_id, TRANSCRIPT, embeddings=np.zeros((2, 10)))
     with pytest.raises(CatalogError, match="bad times"):
-        save_transcript(cat, asset_id, {"segments": [{"start": 3, "end": 1, "text": "x"}]})
+        cat.save_transcript(asset_id, {"segments": [{"start": 3, "end": 1, "text": "x"}]})
     with pytest.raises(CatalogError, match="2 keyframe URIs for 1 scenes"):
-        save_scenes(cat, asset_id, [{"start": 0, "end": 1, "confidence": 1}], [], ["a", "b"])
-    assert len(get_enrichment(cat, asset_id)["transcript"]["segments"]) == 2
+        cat.save_scenes(asset_id, [{"start": 0, "end": 1, "confidence": 1}], [], ["a", "b"])
+    assert len(cat.get_enrichment(asset_id)["transcript"]["segments"]) == 2
     with pytest.raises(CatalogError, match="no asset nope"):
-        save_transcript(cat, "nope", TRANSCRIPT)
+        cat.save_transcript("nope", TRANSCRIPT)
     with pytest.raises(CatalogError, match="no asset nope"):
-        get_enrichment(cat, "nope")
+        cat.get_enrichment("nope")
     with pytest.raises(CatalogError, match="no asset nope"):
-        set_published_tracks(cat, "nope", "x", None)
+        cat.set_published_tracks("nope", "x", None)
 
 
 def test_rows_go_with_the_asset(cat):
     asset_id = new_asset(cat)
-    save_transcript(cat, asset_id, TRANSCRIPT)
-    refresh_search_document(cat, asset_id)
-    with cat._tx() as cur:
-        cur.execute("DELETE FROM assets WHERE asset_id = %s", (asset_id,))
+    cat.save_transcript(asset_id, TRANSCRIPT)
+    cat.refresh_search_document(asset_id)
+    sql(cat, "DELETE FROM assets WHERE asset_id = %s", asset_id)
     for table in ("transcripts", "transcript_segments", "search_documents"):
         assert rows(cat, table, asset_id) == []
 
@@ -264,7 +257,7 @@ def test_concurrent_steps_do_not_lose_each_others_search_words(cat, catalog_dsn)
             )
             cur.execute("SELECT refresh_search_documents(ARRAY[%s])", (asset_id,))
         labelled = threading.Thread(
-            target=save_labels, args=(cat, asset_id, [], [{"label": "zqlabelmark", "score": 0.9}])
+            target=cat.save_labels, args=(asset_id, [], [{"label": "zqlabelmark", "score": 0.9}])
         )
         labelled.start()
         labelled.join(0.5)
@@ -272,8 +265,6 @@ def test_concurrent_steps_do_not_lose_each_others_search_words(cat, catalog_dsn)
         conn.commit()
         labelled.join(10)
         assert not labelled.is_alive()
-    with cat._tx() as cur:
-        cur.execute("SELECT document::text AS d FROM search_documents WHERE asset_id = %s", (asset_id,))
-        document = cur.fetchone()["d"]
+    document = search_document(cat, asset_id)
     assert "zqvordlak" in document
     assert "zqlabelmark" in document

@@ -124,8 +124,15 @@ def test_decoder_errors_and_early_stop(cuts_clip, tmp_path):
     assert not tools._running
 
 
+def test_ffmpeg_threads_are_the_callers():
+    argv = shots._decode_argv(Path("in.mp4"), "25/1", 2)
+    assert argv[argv.index("-threads") + 1] == "2"
+    assert argv.index("-threads") < argv.index("-i")
+    assert "-threads" not in shots._decode_argv(Path("in.mp4"), "25/1")  # 0: ffmpeg decides
+
+
 def test_real_clip_from_the_wheel(wheel_clip):
-    result = shots.detect_scenes(wheel_clip)
+    result = shots.detect_scenes(wheel_clip, threads=2)
     scenes = result["scenes"]
     _check_tiling(result)
     assert result["frames"] == pytest.approx(40 * 25, abs=10)  # -c copy stops at a packet boundary
@@ -200,7 +207,7 @@ def test_keyframes_one_per_scene(cuts_clip, cuts_result, tmp_path):
     out = tmp_path / "keyframes"
     out.mkdir()
     (out / "scene_0099.jpg").write_bytes(b"stale")
-    paths = shots.extract_keyframes(cuts_clip, cuts_result["scenes"], out, width=160)
+    paths = shots.extract_keyframes(cuts_clip, cuts_result["scenes"], out, width=160, threads=1)
     assert [p.name for p in paths] == [f"scene_{n:04d}.jpg" for n in range(1, len(cuts_result["scenes"]) + 1)]
     assert sorted(out.iterdir()) == paths
     for path in paths:

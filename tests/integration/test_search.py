@@ -6,6 +6,7 @@ The session catalog is shared with other tests, so each test searches for words 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import string
@@ -15,9 +16,9 @@ import numpy as np
 import pytest
 
 from vam.catalog import open_catalog
-from vam.catalog.enrichment import save_labels, save_moderation, save_transcript
 from vam.catalog.search import SEMANTIC_MIN_SCORE, SearchError, SearchFilters, search
-from vam.enrich.tags import apply_tags, load_taxonomy
+from vam.enrich.tags import apply_changes, check_source, load_taxonomy
+from vam.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +27,21 @@ pytestmark = pytest.mark.integration
 def cat(catalog_dsn):
     with open_catalog(catalog_dsn, actor="test") as catalog:
         yield catalog
+
+
+@functools.cache
+def taxonomy():
+    return load_taxonomy(REPO_ROOT / "include" / "taxonomy.yaml")
+
+
+def apply_tags(cat, asset_id: str, changes: dict, *, actor: str, source: str) -> dict:
+    """What the tags step does: check the source, merge the changes under the catalog's row lock."""
+    check_source(source)
+    tax = taxonomy()
+    _, after = cat.update_tags(
+        asset_id, lambda current: apply_changes(tax, current, changes), actor=actor, source=source
+    )
+    return after
 
 
 def made_up_word() -> str:
@@ -60,8 +76,7 @@ def ids(hits: list[dict]) -> list[str]:
 def test_spoken_word_found_with_time_offsets(cat):
     word = made_up_word()
     asset_id = new_asset(cat, "interview.mp4")
-    save_transcript(
-        cat,
+    cat.save_transcript(
         asset_id,
         transcript(
             (0.0, 3.5, "Welcome to the show."),
@@ -92,8 +107,8 @@ def test_spoken_word_found_with_time_offsets(cat):
 def test_words_spread_over_segments_give_the_segments_with_any_of_them(cat):
     first, second = made_up_word(), made_up_word()
     asset_id = new_asset(cat)
-    save_transcript(
-        cat, asset_id, transcript((0, 2, f"A {first} here."), (2, 4, "Nothing."), (4, 6, f"A {second}."))
+    cat.save_transcript(
+        asset_id, transcript((0, 2, f"A {first} here."), (2, 4, "Nothing."), (4, 6, f"A {second}."))
     )
     hits = search(cat, f"{first} {second}")
     assert ids(hits) == [asset_id]
@@ -103,7 +118,7 @@ def test_words_spread_over_segments_give_the_segments_with_any_of_them(cat):
 def test_matches_are_capped_per_asset(cat):
     word = made_up_word()
     asset_id = new_asset(cat)
-    save_transcript(cat, asset_id, transcript(*[(i, i + 1, f"{word} number {i}") for i in range(9)]))
+    cat.save_transcript(asset_id, transcript(*[(i, i + 1, f"{word} number {i}") for i in range(9)]))
     matches = search(cat, word)[0]["matches"]
     assert [m["start"] for m in matches] == [0, 1, 2, 3, 4]
 
@@ -111,8 +126,8 @@ def test_matches_are_capped_per_asset(cat):
 def test_title_hit_ranks_above_transcript_hit(cat):
     word = made_up_word()
     spoken = new_asset(cat, "meeting.mp4")
-    save_transcript(
-        cat, spoken, transcript((0, 5, f"Someone mentions {word} once."), (5, 9, "Then other things."))
+    cat.save_transcript(
+        spoken, transcript((0, 5, f"Someone mentions {word} once."), (5, 9, "Then other things."))
     )
     titled = new_asset(cat, f"{word}_launch_final.mp4")
     hits = search(cat, word)
@@ -125,12 +140,10 @@ def test_title_hit_ranks_above_transcript_hit(cat):
 def test_tags_and_labels_are_searchable(cat):
     word, label = made_up_word(), made_up_word()
     tagged = new_asset(cat)
-    apply_tags(
-        cat, tagged, {"campaign": f"{word} spring"}, actor="test", source="cli", taxonomy=load_taxonomy()
-    )
+    apply_tags(cat, tagged, {"campaign": f"{word} spring"}, actor="test", source="cli")
     labelled = new_asset(cat)
-    save_labels(
-        cat, labelled, [[{"label": label, "score": 0.9}]], [{"label": label, "score": 0.9, "scenes": [0]}]
+    cat.save_labels(
+        labelled, [[{"label": label, "score": 0.9}]], [{"label": label, "score": 0.9, "scenes": [0]}]
     )
     assert ids(search(cat, word)) == [tagged]
     assert ids(search(cat, label)) == [labelled]
@@ -146,19 +159,19 @@ def test_filters(cat):
     assets = {}
     for name, meta in specs.items():
         asset_id = new_asset(cat, f"{name}.mp4", **meta)
-        save_transcript(cat, asset_id, transcript((1.0, 2.0, f"the {word} again")))
+        cat.save_transcript(asset_id, transcript((1.0, 2.0, f"the {word} again")))
         apply_tags(cat, asset_id, {"campaign": campaign}, actor="test", source="cli")
         assets[name] = asset_id
     cat.set_status(assets["long_hd"], "ready")
     cat.set_status(assets["mid_4k"], "failed", reason="test")
-    save_moderation(
-        cat, assets["mid_4k"], [{"score": 0.9, "detections": []}], {"flagged": True, "max_score": 0.9}
+    cat.save_moderation(
+        assets["mid_4k"], [{"score": 0.9, "detections": []}], {"flagged": True, "max_score": 0.9}
     )
-    save_moderation(
-        cat, assets["short_sd"], [{"score": 0.1, "detections": []}], {"flagged": False, "max_score": 0.1}
+    cat.save_moderation(
+        assets["short_sd"], [{"score": 0.1, "detections": []}], {"flagged": False, "max_score": 0.1}
     )
-    save_labels(cat, assets["long_hd"], [], [{"label": "sky", "score": 0.9}, {"label": "tree", "score": 0.5}])
-    save_labels(cat, assets["mid_4k"], [], [{"label": "sky", "score": 0.9}])
+    cat.save_labels(assets["long_hd"], [], [{"label": "sky", "score": 0.9}, {"label": "tree", "score": 0.5}])
+    cat.save_labels(assets["mid_4k"], [], [{"label": "sky", "score": 0.9}])
 
     def found(**filters) -> set[str]:
         hits = search(cat, word, filters=SearchFilters(**filters))
@@ -228,10 +241,7 @@ def fake_embed(texts: list[str]) -> np.ndarray:
     return out
 
 
-def test_semantic_mode_finds_synonyms(cat, monkeypatch):
-    import vam.enrich.embeddings
-
-    monkeypatch.setattr(vam.enrich.embeddings, "embed", fake_embed)
+def test_semantic_mode_finds_synonyms(cat):
     scope = made_up_word()
     docs = {
         "cars": [
@@ -247,26 +257,28 @@ def test_semantic_mode_finds_synonyms(cat, monkeypatch):
         asset_id = new_asset(cat, f"{name}.mp4")
         apply_tags(cat, asset_id, {"campaign": scope}, actor="test", source="cli")
         data = transcript(*segments)
-        save_transcript(cat, asset_id, data, embeddings=fake_embed([s[2] for s in segments]))
+        cat.save_transcript(asset_id, data, embeddings=fake_embed([s[2] for s in segments]))
         assets[name] = asset_id
     unembedded = new_asset(cat, "old.mp4")  # transcribed before embeddings existed: not a candidate
-    save_transcript(cat, unembedded, transcript((0, 1, "automobile automobile")))
+    cat.save_transcript(unembedded, transcript((0, 1, "automobile automobile")))
     apply_tags(cat, unembedded, {"campaign": scope}, actor="test", source="cli")
 
     only_ours = SearchFilters(tags={"campaign": scope})
-    hits = search(cat, "automobile", mode="semantic", filters=only_ours)
+    hits = search(cat, "automobile", mode="semantic", embed=fake_embed, filters=only_ours)
     assert ids(hits) == [assets["cars"]]
     matches = hits[0]["matches"]
     assert [m["start"] for m in matches] == [9.5, 0.0]  # best first; "then had lunch" is below the floor
     assert matches[0]["score"] > matches[1]["score"] >= SEMANTIC_MIN_SCORE
     assert hits[0]["score"] == matches[0]["score"]
-    assert ids(search(cat, "a puppy", mode="semantic", filters=only_ours)) == [assets["dogs"]]
+    assert ids(search(cat, "a puppy", mode="semantic", embed=fake_embed, filters=only_ours)) == [
+        assets["dogs"]
+    ]
     hd_only = SearchFilters(tags={"campaign": scope}, min_height=1080)
-    assert search(cat, "automobile", mode="semantic", filters=hd_only) == []
+    assert search(cat, "automobile", mode="semantic", embed=fake_embed, filters=hd_only) == []
     # plain text search does not know that an automobile is a car
     assert ids(search(cat, "automobile", filters=only_ours)) == [unembedded]
     # without the scope the synonym hit still comes first among everything in the catalog
-    assert ids(search(cat, "automobile", mode="semantic", limit=1)) == [assets["cars"]]
+    assert ids(search(cat, "automobile", mode="semantic", embed=fake_embed, limit=1)) == [assets["cars"]]
 
 
 def test_bad_requests(cat):
@@ -277,7 +289,11 @@ def test_bad_requests(cat):
     with pytest.raises(SearchError, match="min_height must be a number"):
         search(cat, "x", filters=SearchFilters(min_height="1080"))
     with pytest.raises(SearchError, match="semantic search needs a query"):
-        search(cat, " ", mode="semantic")
+        search(cat, " ", mode="semantic", embed=fake_embed)
+    with pytest.raises(SearchError, match="semantic search needs the embedding function"):
+        search(cat, "automobile", mode="semantic")
+    with pytest.raises(SearchError, match=r"returned shape \(10,\), expected \(384,\)"):
+        search(cat, "automobile", mode="semantic", embed=lambda texts: np.ones((1, 10)))
     with pytest.raises(SearchError, match="limit must be an integer from 1 to 1000"):
         search(cat, "x", limit=0)
     assert search(cat, "the and of") == []  # stop words only: no lexemes, no hits

@@ -20,8 +20,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 import vam.storage as storage
+from vam.devstack import SeaweedServer, start_seaweedfs, stop_from_pidfile
 from vam.errors import ChecksumMismatch, StorageError
-from vam.localstack import SeaweedServer, start_seaweedfs, stop_from_pidfile
 from vam.storage import configure, copy_verified, sha256_file, sha256_object, store_for, uri_join
 from vam.storage.file import FileStore, file_uri_to_path
 from vam.storage.s3 import S3Store
@@ -427,6 +427,9 @@ def test_store_for_s3_uses_configured_client(s3_client: Any) -> None:
 def test_store_for_s3_builds_client_from_settings(
     seaweedfs: SeaweedServer, s3_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The settings reach the storage layer once, at the edge (building a Runtime)."""
+    from vam.runtime import Runtime
+
     monkeypatch.setenv("VAM_S3_ENDPOINT_URL", seaweedfs.endpoint_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", seaweedfs.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seaweedfs.secret_key)
@@ -434,10 +437,12 @@ def test_store_for_s3_builds_client_from_settings(
     monkeypatch.delenv("VAM_S3_SECRET_KEY", raising=False)
     configure(s3_client=None)
     try:
+        Runtime.from_env()
         uri = f"s3://{BUCKET}/from-settings.txt"
         store_for(uri).put_bytes(b"ok", uri)
         assert s3_client.get_object(Bucket=BUCKET, Key="from-settings.txt")["Body"].read() == b"ok"
     finally:
+        storage.set_s3_defaults(None, None)
         configure(s3_client=None)
 
 

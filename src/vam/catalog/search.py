@@ -7,7 +7,7 @@ its transcript segments that match the query, in time order, so a player can jum
 single segment holds the whole query (its words are spread over several), the segments holding any
 of its words are given instead. An empty query lists the assets the filters select, newest first.
 
-Semantic mode embeds the query with the sentence-embedding model (``vam.enrich.embeddings``) and
+Semantic mode embeds the query with the caller's ``embed`` (the model that embedded the segments) and
 compares it (cosine) with every transcript segment embedding of the assets the filters select,
 computed in numpy: an asset scores its best segment, and its matches are its best segments above
 a floor, best first. This is a brute-force scan; see bench/README_search.md for what it costs.
@@ -18,7 +18,7 @@ Hits: ``{"asset_id", "title", "score", "status", "matches": [{"start", "end", "t
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,11 +123,13 @@ def search(
     filters: SearchFilters | None = None,
     limit: int = 20,
     min_score: float | None = None,
+    embed: Callable[[list[str]], Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The assets matching ``query``, best first (see the module docstring for the two modes).
 
     ``min_score`` drops hits (and, in semantic mode, matches) scoring below it; in semantic mode it
-    defaults to :data:`SEMANTIC_MIN_SCORE`.
+    defaults to :data:`SEMANTIC_MIN_SCORE`. Semantic mode needs ``embed``, the function that
+    embedded the transcript segments (texts -> array of shape (n, 384)), to embed the query.
     """
     if mode not in MODES:
         raise SearchError(f"unknown search mode {mode!r}; one of {', '.join(MODES)}")
@@ -138,8 +140,10 @@ def search(
     if mode == "semantic":
         if not query:
             raise SearchError("semantic search needs a query")
+        if embed is None:
+            raise SearchError("semantic search needs the embedding function of the transcripts (embed=)")
         floor = SEMANTIC_MIN_SCORE if min_score is None else min_score
-        return _semantic(cat, query, where, params, limit, floor)
+        return _semantic(cat, _embed_query(query, embed), where, params, limit, floor)
     if not query:
         return _browse(cat, where, params, limit)
     return _text(cat, query, where, params, limit, min_score or 0.0)
@@ -217,10 +221,8 @@ def _text(
     ]
 
 
-def _embed_query(query: str) -> np.ndarray:
-    from vam.enrich import embeddings  # the model is heavy: import it only when asked for
-
-    vector = np.asarray(embeddings.embed([query]), dtype=np.float32).reshape(-1)
+def _embed_query(query: str, embed: Callable[[list[str]], Any]) -> np.ndarray:
+    vector = np.asarray(embed([query]), dtype=np.float32).reshape(-1)
     if vector.shape != (EMBEDDING_DIM,):
         raise SearchError(f"the embedding model returned shape {vector.shape}, expected ({EMBEDDING_DIM},)")
     norm = float(np.linalg.norm(vector))
@@ -247,9 +249,8 @@ def _decode_embeddings(blobs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _semantic(
-    cat: Catalog, query: str, where: list[str], params: dict[str, Any], limit: int, floor: float
+    cat: Catalog, vector: np.ndarray, where: list[str], params: dict[str, Any], limit: int, floor: float
 ) -> list[dict[str, Any]]:
-    vector = _embed_query(query)
     candidates: dict[str, list[tuple[float, int]]] = {}
     with cat._tx() as cur, cat.conn.cursor(name="vam_semantic_search") as segs:
         segs.itersize = _FETCH_ROWS

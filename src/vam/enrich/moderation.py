@@ -77,15 +77,12 @@ def moderate(images: list[Path]) -> list[dict]:
     return results
 
 
-def flag(per_image: list[dict], threshold: float | None = None) -> dict:
+def flag(per_image: list[dict], threshold: float) -> dict:
     """``{"flagged", "max_score", "threshold"}``: flagged when any image's score reaches ``threshold``.
 
-    ``threshold`` defaults to the ``moderation_threshold`` setting. No images: not flagged.
+    ``threshold`` (0 to 1) is the caller's, usually the ``moderation_threshold`` setting. No images:
+    not flagged.
     """
-    if threshold is None:
-        from vam.settings import load_settings
-
-        threshold = load_settings().moderation_threshold
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"the moderation threshold must be between 0 and 1, got {threshold}")
     max_score = max((float(item["score"]) for item in per_image), default=0.0)

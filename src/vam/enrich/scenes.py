@@ -31,7 +31,6 @@ from vam.enrich.webvtt import timestamp as vtt_timestamp
 from vam.errors import VamError
 from vam.media import tools
 from vam.media.probe import probe
-from vam.settings import load_settings
 
 if TYPE_CHECKING:
     from vam.media.types import MediaInfo
@@ -93,11 +92,8 @@ def _load_model() -> Any:
 # -- decoding -------------------------------------------------------------------------------------
 
 
-def _decode_argv(video_path: Path, fps_fraction: str) -> list[str]:
-    threads = load_settings().ffmpeg_threads
-    argv = [tools.ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error"]
-    if threads > 0:
-        argv += ["-threads", str(threads)]
+def _decode_argv(video_path: Path, fps_fraction: str, threads: int = 0) -> list[str]:
+    argv = tools.ffmpeg_argv(threads=threads, stats=False, overwrite=False)
     argv += [
         "-i", str(video_path.absolute()), "-map", "0:v:0", "-an", "-sn", "-dn",
         "-vf", f"fps={fps_fraction},scale={FRAME_WIDTH}:{FRAME_HEIGHT}",
@@ -106,11 +102,14 @@ def _decode_argv(video_path: Path, fps_fraction: str) -> list[str]:
     return argv
 
 
-def _decoded_chunks(video_path: Path, fps_fraction: str, chunk_frames: int) -> Iterator[np.ndarray]:
+def _decoded_chunks(
+    video_path: Path, fps_fraction: str, chunk_frames: int, *, threads: int = 0
+) -> Iterator[np.ndarray]:
     """Yield uint8 arrays [n, 27, 48, 3] of at most ``chunk_frames`` frames, decoded by ffmpeg
-    (through :func:`vam.media.tools.stream`, which reads ahead while the model runs)."""
+    (through :func:`vam.media.tools.stream`, which reads ahead while the model runs) with
+    ``threads`` threads (0: ffmpeg decides)."""
     rest = b""
-    argv = _decode_argv(video_path, fps_fraction)
+    argv = _decode_argv(video_path, fps_fraction, threads)
     for item in tools.stream(argv, chunk_bytes=chunk_frames * _FRAME_BYTES, read_ahead=_DECODE_AHEAD_CHUNKS):
         data = rest + item if rest else item
         usable = len(data) - len(data) % _FRAME_BYTES
@@ -225,6 +224,7 @@ def detect_scenes(
     threshold: float = 0.5,
     window_seconds: float = 60,
     media_info: MediaInfo | None = None,
+    threads: int = 0,
 ) -> dict:
     """Find the shots of ``video_path`` with TransNetV2.
 
@@ -233,6 +233,8 @@ def detect_scenes(
     video, scenes covering all of it (see :func:`scenes_from_predictions`; the first scene's
     ``confidence`` is ``None``). ``window_seconds`` of frames are decoded and handed to the model at
     a time (a few MB: 48x27 RGB frames); ``media_info`` saves a probe when the caller has one.
+    ``threads`` is ffmpeg's decoding threads (``-threads``; 0: ffmpeg decides), usually the
+    ``ffmpeg_threads`` setting.
     """
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
@@ -245,7 +247,8 @@ def detect_scenes(
     started = time.monotonic()
     model = _load_model()
     chunk_frames = max(_WINDOW, round(window_seconds * info.fps))
-    predictions = predict_stream(model, _decoded_chunks(video_path, info.fps_fraction, chunk_frames))
+    chunks = _decoded_chunks(video_path, info.fps_fraction, chunk_frames, threads=threads)
+    predictions = predict_stream(model, chunks)
     if len(predictions) == 0:
         raise VamError(f"{video_path.name}: ffmpeg decoded no video frames; the file cannot be analysed")
     scenes = scenes_from_predictions(predictions, info.fps, threshold)
@@ -307,26 +310,26 @@ def chapters_to_webvtt(chapters: list[dict]) -> str:
 # -- keyframes ------------------------------------------------------------------------------------
 
 
-def extract_keyframes(video_path: Path, scenes: list[dict], out_dir: Path, *, width: int = 384) -> list[Path]:
+def extract_keyframes(
+    video_path: Path, scenes: list[dict], out_dir: Path, *, width: int = 384, threads: int = 0
+) -> list[Path]:
     """One upright JPEG per scene, from the frame in its middle: ``out_dir/scene_0001.jpg``, ...
 
     ``-ss`` before ``-i`` seeks to the keyframe before the time (fast) and decodes from there to the
     exact frame (ffmpeg's accurate seeking); ffmpeg applies the display rotation and the images are
     scaled to ``width`` pixels with square pixels. Older ``scene_*.jpg`` files in ``out_dir`` that
-    this call does not write are removed, so the directory always matches ``scenes``.
+    this call does not write are removed, so the directory always matches ``scenes``. ``threads``
+    is ffmpeg's ``-threads`` (0: ffmpeg decides), usually the ``ffmpeg_threads`` setting.
     """
     if width < 16:
         raise ValueError(f"width must be at least 16 pixels, got {width}")
     video_path = Path(video_path)
     out_dir.mkdir(parents=True, exist_ok=True)
-    threads = load_settings().ffmpeg_threads
     paths = []
     for n, scene in enumerate(scenes, start=1):
         middle = (float(scene["start"]) + float(scene["end"])) / 2
         out = out_dir / f"scene_{n:04d}.jpg"
-        argv = [tools.ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", "-y"]
-        if threads > 0:
-            argv += ["-threads", str(threads)]
+        argv = tools.ffmpeg_argv(threads=threads, stats=False)
         argv += [
             "-ss", f"{middle:.3f}", "-i", str(video_path.absolute()), "-map", "0:v:0", "-an", "-sn", "-dn",
             "-frames:v", "1", "-vf", f"scale={width}:trunc({width}/dar/2+0.5)*2,setsar=1",

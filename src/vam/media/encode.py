@@ -18,6 +18,7 @@ from typing import Any
 
 from vam.errors import VamError
 from vam.media import tools
+from vam.media.probe import describe, display_rotation
 from vam.media.types import MediaInfo, Profile, RenditionPlan
 
 log = logging.getLogger(__name__)
@@ -99,10 +100,7 @@ def _mp4_args(out: Path) -> list[str]:
 
 
 def _input_args(source: Path, threads: int) -> list[str]:
-    args = [tools.ffmpeg_path(), "-hide_banner", "-nostdin", "-y"]
-    if threads > 0:
-        args += ["-threads", str(threads)]
-    return [*args, "-i", _arg(source)]
+    return [*tools.ffmpeg_argv(threads=threads), "-i", _arg(source)]
 
 
 def encode_argv(
@@ -158,39 +156,23 @@ def _fraction(value: str | None) -> float:
     return float(num) / float(den or 1) if float(den or 1) else 0.0
 
 
-def _rotation(stream: dict[str, Any]) -> int:
-    """Rotation a player would apply: display-matrix side data or the legacy ``rotate`` tag."""
-    for side in stream.get("side_data_list") or []:
-        if "rotation" in side:
-            return int(float(side["rotation"]))
-    tag = (stream.get("tags") or {}).get("rotate")
-    return int(float(tag)) if tag else 0
-
-
 def describe_output(path: Path) -> dict[str, Any]:
-    """What a finished rendition is, measured by ffprobe: codec, size, bitrate, frames, rotation."""
-    data = tools.run_ffprobe_json(["-show_format", "-show_streams", _arg(path)])
-    streams = data.get("streams") or []
-    video = next((s for s in streams if s.get("codec_type") == "video"), None)
-    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    """What a finished rendition is, measured by ffprobe: codec, size, bitrate, frames, rotation.
+
+    ``rotation`` is the display rotation left in the file (degrees clockwise, see
+    :func:`vam.media.probe.display_rotation`): 0 for an upright output.
+    """
+    path = Path(path)
+    described = describe(path)
+    video, audio = described.video, described.audio
     if video is None:
         raise VamError(f"{path}: the encoded file has no video stream; check the ffmpeg log")
-    fmt = data.get("format") or {}
+    fmt = described.format
     size = path.stat().st_size
     duration = float(fmt.get("duration") or video.get("duration") or 0.0)
-    frames = int(video.get("nb_frames") or 0)
-    if frames <= 0:  # container without a sample count: count the packets
-        counted = tools.run_ffprobe_json(
-            [
-                "-select_streams",
-                "v:0",
-                "-count_packets",
-                "-show_entries",
-                "stream=nb_read_packets",
-                _arg(path),
-            ]
-        )
-        frames = int((counted.get("streams") or [{}])[0].get("nb_read_packets") or 0)
+    frames = described.video_frame_count()
+    if frames is None:  # container without a sample count: count the packets
+        frames = describe(path, count_packets=True).video_frame_count() or 0
     if video.get("bit_rate"):
         kbps = int(video["bit_rate"]) / 1000
     else:
@@ -206,7 +188,7 @@ def describe_output(path: Path) -> dict[str, Any]:
         "fps": round(_fraction(video.get("avg_frame_rate")), 3),
         "pix_fmt": video.get("pix_fmt"),
         "sample_aspect_ratio": video.get("sample_aspect_ratio", "1:1"),
-        "rotation": _rotation(video),
+        "rotation": display_rotation(video),
         "audio_codec": audio.get("codec_name") if audio else None,
         "audio_bitrate_kbps": round(int(audio["bit_rate"]) / 1000, 1)
         if audio and audio.get("bit_rate")

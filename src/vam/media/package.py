@@ -31,6 +31,7 @@ from typing import Any
 
 from vam.errors import VamError
 from vam.media import tools
+from vam.media.probe import describe
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +96,9 @@ def audio_codecs_string(stream: dict[str, Any]) -> str | None:
 
 
 def _describe(path: Path) -> dict[str, Any]:
-    data = tools.run_ffprobe_json(["-show_streams", "-show_data", str(path.absolute())])
-    streams = data.get("streams") or []
-    video = next((s for s in streams if s.get("codec_type") == "video"), None)
-    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    """What packaging needs of a rendition, from :func:`vam.media.probe.describe` (with the extradata)."""
+    described = describe(path, show_data=True)
+    video, audio = described.video, described.audio
     if video is None:
         raise VamError(f"{path} has no video stream: only encoded renditions can be packaged")
     rate = video.get("avg_frame_rate") or video.get("r_frame_rate") or "0/1"
@@ -142,7 +142,7 @@ def _check_input(renditions: list[tuple[Path, dict]]) -> None:
 
 
 def _input_args(renditions: list[tuple[Path, dict]]) -> list[str]:
-    argv = [tools.ffmpeg_path(), "-hide_banner", "-nostdin", "-y"]
+    argv = tools.ffmpeg_argv()
     for path, _ in renditions:
         argv += ["-i", str(Path(path).absolute())]
     return argv

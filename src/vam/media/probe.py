@@ -13,6 +13,10 @@
 
 Besides ffprobe it decodes the first frames and the last second of the video stream (cheap, and the
 only way to catch an MP4 cut in half whose index is at the front).
+
+:func:`describe` is the one ffprobe description of a media file (format and streams) that the
+probe, the output check of :mod:`vam.media.encode` and :mod:`vam.media.package` share, and
+:func:`display_rotation` the one reading of a stream's display rotation.
 """
 
 from __future__ import annotations
@@ -69,17 +73,13 @@ def probe(path: str | Path, *, limits: ValidationLimits | None = None) -> MediaI
         )
 
     try:
-        data = tools.run_ffprobe_json(
-            ["-show_format", "-show_streams", _input(path)], timeout=limits.ffprobe_timeout
-        )
+        described = describe(path, timeout=limits.ffprobe_timeout)
     except ToolError as exc:
         raise _classify_unreadable(path, exc.stderr_tail) from None
 
-    fmt: dict[str, Any] = data.get("format") or {}
-    streams: list[dict[str, Any]] = data.get("streams") or []
-    format_name = str(fmt.get("format_name") or "")
-    video = _first_video_stream(streams)
-    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    fmt, streams = described.format, described.streams
+    format_name = described.format_name
+    video, audio = described.video, described.audio
 
     if format_name in _IMAGE_FORMATS or format_name.endswith("_pipe"):
         raise RejectedInput(
@@ -98,7 +98,7 @@ def probe(path: str | Path, *, limits: ValidationLimits | None = None) -> MediaI
 
     width, height = int(video.get("width") or 0), int(video.get("height") or 0)
     sar_num, sar_den = _parse_ratio(video.get("sample_aspect_ratio"), default=(1, 1))
-    rotation = _rotation(video)
+    rotation = display_rotation(video)
     display_width, display_height = _display_size(width, height, sar_num, sar_den, rotation)
     _check_dimensions(path, width, height, display_width, display_height, limits)
 
@@ -126,7 +126,7 @@ def probe(path: str | Path, *, limits: ValidationLimits | None = None) -> MediaI
             data_missing=_index_exceeds_file(fmt, streams, size, duration),
         )
 
-    frame_count = _frame_count(path, video, duration, fps, limits)
+    frame_count = _frame_count(described, duration, fps, limits)
     if (fps <= 0 or fps > _MAX_PLAUSIBLE_FPS) and frame_count > 1:  # missing, or a time base, not a rate
         rate = Fraction(frame_count / duration).limit_denominator(1001)
         fps, fps_fraction = float(rate), f"{rate.numerator}/{rate.denominator}"
@@ -160,6 +160,66 @@ def probe(path: str | Path, *, limits: ValidationLimits | None = None) -> MediaI
         duration, fps_fraction, frame_count, info.audio_codec,
     )  # fmt: skip
     return info
+
+
+# -- one ffprobe description of a file -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Description:
+    """What one ffprobe run says about a file: ``format`` and ``streams`` as ffprobe's JSON has them."""
+
+    path: Path
+    format: dict[str, Any]
+    streams: list[dict[str, Any]]
+
+    @property
+    def format_name(self) -> str:
+        return str(self.format.get("format_name") or "")
+
+    @property
+    def video(self) -> dict[str, Any] | None:
+        """The first video stream that is not cover art (an attached picture)."""
+        return _first_video_stream(self.streams)
+
+    @property
+    def audio(self) -> dict[str, Any] | None:
+        """The first audio stream."""
+        return next((s for s in self.streams if s.get("codec_type") == "audio"), None)
+
+    def video_frame_count(self) -> int | None:
+        """Frames of :attr:`video`: the container's ``nb_frames``, else the packets counted by a
+        ``count_packets`` run (``nb_read_packets``); None when neither is known."""
+        video = self.video or {}
+        for key in ("nb_frames", "nb_read_packets"):
+            if _is_int(video.get(key)) and int(video[key]) > 0:
+                return int(video[key])
+        return None
+
+
+def describe(
+    path: str | Path, *, count_packets: bool = False, show_data: bool = False, timeout: float | None = 120.0
+) -> Description:
+    """Run ffprobe once (``-show_format -show_streams``) on ``path``.
+
+    ``count_packets`` adds ``-count_packets`` (each stream's ``nb_read_packets``: reads the whole
+    file, without decoding); ``show_data`` adds ``-show_data`` (each stream's ``extradata`` as a
+    hexdump). A file ffprobe cannot open raises :class:`~vam.errors.ToolError`.
+    """
+    path = Path(path)
+    args = ["-show_format", "-show_streams"]
+    if count_packets:
+        args.append("-count_packets")
+    if show_data:
+        args.append("-show_data")
+    data = tools.run_ffprobe_json([*args, _input(path)], timeout=timeout)
+    fmt = data.get("format")
+    streams = data.get("streams")
+    return Description(
+        path=path,
+        format=fmt if isinstance(fmt, dict) else {},
+        streams=[s for s in streams if isinstance(s, dict)] if isinstance(streams, list) else [],
+    )
 
 
 # -- what went wrong -------------------------------------------------------------------------------
@@ -259,10 +319,10 @@ def _decode(
 ) -> tuple[bool, int, str]:
     """Decode the first video stream to nowhere; return (exited 0, frames decoded, stderr tail)."""
     argv = [
-        tools.ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", "-xerror",
+        *tools.ffmpeg_argv(stats=False), "-xerror",
         *input_args, "-i", _input(path),
         "-map", "0:v:0", "-an", "-sn", "-dn", *output_args,
-        "-f", "null", "-progress", "pipe:1", "-nostats", "-",
+        "-f", "null", "-progress", "pipe:1", "-",
     ]  # fmt: skip
     try:
         result = tools.run(argv, timeout=limits.decode_timeout, log_progress=False)
@@ -286,24 +346,21 @@ def _first_video_stream(streams: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-def _rotation(stream: dict[str, Any]) -> int:
-    """Degrees clockwise the player rotates the picture: 0, 90, 180 or 270.
+def display_rotation(stream: dict[str, Any]) -> int:
+    """Degrees clockwise a player turns the decoded picture to show it upright: 0, 90, 180 or 270.
 
-    ffprobe reports the display matrix rotation counter-clockwise (``rotation: -90`` is a quarter
-    turn clockwise); the legacy ``rotate`` tag is already clockwise.
+    Read from the stream's display matrix, the only rotation ffmpeg applies when it decodes
+    (autorotation). ffprobe reports the matrix's angle counter-clockwise, so a phone held upright,
+    whose sensor records the scene turned a quarter counter-clockwise, has ``rotation: -90`` and
+    needs a quarter turn clockwise: 90 here. The legacy ``rotate`` tag is not read: ffmpeg 6 and
+    later neither write it nor apply it, so honouring it would plan a size the decoder does not make.
     """
     for side in stream.get("side_data_list") or []:
         if side.get("side_data_type") == "Display Matrix" and side.get("rotation") is not None:
             try:
                 return _snap_rotation(-float(side["rotation"]))
             except (TypeError, ValueError):
-                break
-    rotate = (stream.get("tags") or {}).get("rotate")
-    if rotate is not None:
-        try:
-            return _snap_rotation(float(rotate))
-        except (TypeError, ValueError):
-            pass
+                return 0
     return 0
 
 
@@ -379,23 +436,18 @@ def _float(value: Any) -> float | None:
     return result if math.isfinite(result) else None
 
 
-def _frame_count(
-    path: Path, stream: dict[str, Any], duration: float, fps: float, limits: ValidationLimits
-) -> int:
+def _frame_count(described: Description, duration: float, fps: float, limits: ValidationLimits) -> int:
     """nb_frames from the container, else counted packets (reads but does not decode), else duration*fps."""
-    if _is_int(stream.get("nb_frames")) and int(stream["nb_frames"]) > 0:
-        return int(stream["nb_frames"])
+    known = described.video_frame_count()
+    if known is not None:
+        return known
     try:
-        data = tools.run_ffprobe_json(
-            ["-count_packets", "-select_streams", "v:0", "-show_entries", "stream=nb_read_packets",
-             _input(path)],
-            timeout=limits.count_timeout,
-        )  # fmt: skip
-        counted = (data.get("streams") or [{}])[0].get("nb_read_packets")
-        if _is_int(counted) and int(counted) > 0:
-            return int(counted)
+        recounted = describe(described.path, count_packets=True, timeout=limits.count_timeout)
+        counted = recounted.video_frame_count()
+        if counted is not None:
+            return counted
     except ToolError as exc:
-        log.warning("counting packets of %s failed; estimating frames from duration: %s", path, exc)
+        log.warning("counting packets of %s failed; estimating frames from duration: %s", described.path, exc)
     return max(1, round(duration * fps))
 
 

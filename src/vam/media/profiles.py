@@ -14,7 +14,10 @@ change to what a profile produces must come with a new version. The file is ``NA
       - {name: 1080p, height: 1080, codec: h264, video_bitrate_kbps: 5000, crf: 23, preset: veryfast,
          profile: high, audio_bitrate_kbps: 128, min_vmaf: 60, min_ssim: 0.7, min_psnr: 25}
 
-``load_profile("default@1")`` also checks the version.
+``load_profile("default@1", profiles_dir)`` also checks the version. The directory is always
+passed in (the edge reads it from the settings). A profile version pinned for an asset travels as
+:meth:`Profile.to_dict` (the same layout, JSON-able) and comes back, validated the same way, with
+:func:`profile_from_dict`.
 """
 
 from __future__ import annotations
@@ -27,11 +30,10 @@ import yaml
 
 from vam.errors import ProfileError, UnknownProfile
 from vam.media.types import Profile, Rung
-from vam.settings import load_settings
 
 CODECS = ("h264", "hevc", "av1")
 AUDIO_CODECS = ("aac",)
-_X26X_PRESETS = (
+X26X_PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
 )  # fmt: skip
 _CODEC_PROFILES = {
@@ -51,22 +53,19 @@ _RUNG_KEYS = {
 }  # fmt: skip
 
 
-def _default_dir() -> Path:
-    return Path(load_settings().profiles_dir)
-
-
-def available_profiles(profiles_dir: str | Path | None = None) -> list[str]:
-    """Names of the profiles in ``profiles_dir`` (default: the ``profiles_dir`` setting), sorted."""
-    directory = Path(profiles_dir) if profiles_dir is not None else _default_dir()
+def available_profiles(profiles_dir: str | Path) -> list[str]:
+    """Names of the profiles in ``profiles_dir``, sorted."""
+    directory = Path(profiles_dir)
     if not directory.is_dir():
         return []
     names = {p.stem for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()}
     return sorted(names)
 
 
-def load_profile(name: str, profiles_dir: str | Path | None = None) -> Profile:
-    """Load and validate profile ``name`` (or ``name@version``, which must match the file's version)."""
-    directory = Path(profiles_dir) if profiles_dir is not None else _default_dir()
+def load_profile(name: str, profiles_dir: str | Path) -> Profile:
+    """Load and validate profile ``name`` (or ``name@version``, which must match the file's version)
+    from ``profiles_dir``."""
+    directory = Path(profiles_dir)
     wanted_version: int | None = None
     if "@" in name:
         name, _, version_text = name.partition("@")
@@ -81,6 +80,20 @@ def load_profile(name: str, profiles_dir: str | Path | None = None) -> Profile:
             "older versions are not kept: use the current one or restore the file from version control"
         )
     return profile
+
+
+def profile_from_dict(data: dict[str, Any]) -> Profile:
+    """The profile that :meth:`Profile.to_dict` gave ``data`` for, validated as a profile file is.
+
+    ``profile_from_dict(p.to_dict()) == p`` for every profile :func:`load_profile` returns, so a
+    version pinned for an asset (stored as JSON) is rebuilt exactly even after its file changed.
+    Raises :class:`ProfileError` naming the key when ``data`` is not a valid profile.
+    """
+    if isinstance(data, dict):
+        label = f"profile {data.get('name', '?')}@{data.get('version', '?')} (from a dict)"
+    else:
+        label = "profile (from a dict)"
+    return _from_data(label, data)
 
 
 def _find(directory: Path, name: str) -> Path:
@@ -104,7 +117,7 @@ _MISSING: Any = object()
 class _Reader:
     """Reads typed values out of a mapping, raising ProfileError that names the file and the key."""
 
-    def __init__(self, path: Path, data: Any, where: str = "") -> None:
+    def __init__(self, path: str | Path, data: Any, where: str = "") -> None:
         self.path = path
         self.where = where
         if not isinstance(data, dict):
@@ -179,11 +192,19 @@ def _parse(path: Path) -> Profile:
         raise ProfileError(f"{path}: not valid YAML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{path}: cannot be read: {exc}") from None
+    profile = _from_data(path, data)
+    if profile.name != path.stem:
+        raise ProfileError(f"{path}: name: {profile.name!r} must match the file name {path.stem!r}")
+    return profile
+
+
+def _from_data(path: str | Path, data: Any) -> Profile:
+    """Validate the profile layout in ``data``; errors name ``path`` (a file or a label) and the key."""
     top = _Reader(path, data)
     top.check_keys(_TOP_KEYS)
     name = top.string("name")
-    if name != path.stem:
-        raise top.error("name", f"{name!r} must match the file name {path.stem!r}")
+    if not _NAME_RE.match(name):
+        raise top.error("name", f"{name!r} must be letters, digits and '_.-', not starting with '_.-'")
     version = top.integer("version", minimum=1)
     segment_seconds = top.number("segment_seconds", minimum=0.5, maximum=60.0)
 
@@ -219,12 +240,12 @@ def _parse(path: Path) -> Profile:
     )
 
 
-def _parse_rung(path: Path, raw: Any, index: int) -> Rung:
+def _parse_rung(path: str | Path, raw: Any, index: int) -> Rung:
     r = _Reader(path, raw, f"rungs[{index}]")
     r.check_keys(_RUNG_KEYS)
     codec = r.string("codec", choices=CODECS)
     if codec in ("h264", "hevc"):
-        preset = r.string("preset", "veryfast", choices=_X26X_PRESETS)
+        preset = r.string("preset", "veryfast", choices=X26X_PRESETS)
     else:  # SVT-AV1: 0 (slowest) .. 13 (fastest)
         preset = str(r.integer("preset", 10, minimum=0, maximum=13))
     profile = r.string("profile", None, choices=_CODEC_PROFILES[codec])

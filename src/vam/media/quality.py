@@ -4,12 +4,19 @@ VMAF is computed the standard way: the rendition is scaled back (bicubic) to the
 display size, both sides are yuv420p with square pixels and timestamps starting at zero, and one
 libvmaf pass (distorted first, reference second) also computes ``float_ssim`` and ``psnr``. ffmpeg
 rotates both inputs upright on decode, so rotated sources are compared the way they are watched.
+
+A derived output (a social crop, a clip) is measured against the part of the source it was made
+from: a ``reference`` ``{"start": s, "duration": s | None, "crop": {"w", "h", "x", "y"} | None}``
+trims the source (input ``-ss``/``-t``, frame-accurate when decoding, the same seek the derived
+encode used) and crops it in upright display coordinates; the rendition is then scaled to the
+crop's size instead of the source's display size.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -37,6 +44,57 @@ def _threads(threads: int) -> int:
     return threads if threads > 0 else (os.cpu_count() or 1)
 
 
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"reference {what} must be a number of seconds, got {value!r}")
+    return float(value)
+
+
+def normalize_reference(reference: dict[str, Any], info: MediaInfo) -> dict[str, Any]:
+    """Check a ``reference`` against the source ``info`` and return it complete:
+    ``{"start": float, "duration": float | None, "crop": {"w", "h", "x", "y"} | None}``.
+
+    The crop is in upright display coordinates (rotation and SAR applied) and must lie inside the
+    ``display_width`` x ``display_height`` frame. Raises ValueError saying what is wrong.
+    """
+    if not isinstance(reference, dict):
+        raise ValueError(f"reference must be a mapping, got {type(reference).__name__}")
+    unknown = sorted(set(reference) - {"start", "duration", "crop"})
+    if unknown:
+        raise ValueError(f"reference: unknown key {unknown[0]!r}; allowed: start, duration, crop")
+    start = _number(reference.get("start", 0.0), "start")
+    if start < 0:
+        raise ValueError(f"reference start must be >= 0 s, got {start}")
+    duration = reference.get("duration")
+    if duration is not None:
+        duration = _number(duration, "duration")
+        if duration <= 0:
+            raise ValueError(f"reference duration must be > 0 s (or None: to the end), got {duration}")
+    crop = reference.get("crop")
+    if crop is not None:
+        if not isinstance(crop, dict) or set(crop) != {"w", "h", "x", "y"}:
+            raise ValueError(f"reference crop must be {{'w', 'h', 'x', 'y'}} (ints), got {crop!r}")
+        if not all(isinstance(crop[k], int) and not isinstance(crop[k], bool) for k in crop):
+            raise ValueError(f"reference crop values must be integers, got {crop!r}")
+        w, h, x, y = crop["w"], crop["h"], crop["x"], crop["y"]
+        width, height = int(info.display_width), int(info.display_height)
+        if w < 2 or h < 2 or x < 0 or y < 0 or x + w > width or y + h > height:
+            raise ValueError(
+                f"reference crop {w}x{h} at ({x}, {y}) does not fit the source's upright display "
+                f"frame of {width}x{height}"
+            )
+        crop = {"w": w, "h": h, "x": x, "y": y}
+    return {"start": start, "duration": duration, "crop": crop}
+
+
+def trim_input_args(start: float, duration: float | None) -> list[str]:
+    """Input options that trim a source to ``[start, start + duration)`` seconds from the start of the
+    file (``-ss``/``-t`` before ``-i``; frame-accurate when decoding). The derived encode and the
+    quality measurement both use these, so they select the same frames."""
+    args = ["-ss", f"{start:.6f}"] if start > 0 else []
+    return args + (["-t", f"{duration:.6f}"] if duration is not None else [])
+
+
 def quality_argv(
     source: Path,
     rendition: Path,
@@ -46,10 +104,19 @@ def quality_argv(
     model: str = "vmaf_v0.6.1",
     n_subsample: int = 1,
     threads: int = 0,
+    reference: dict[str, Any] | None = None,
 ) -> list[str]:
     """The one-pass ffmpeg command behind :func:`measure_quality` (libvmaf writes JSON to ``log_file``)."""
     w, h = int(info.display_width), int(info.display_height)
-    prep = f"scale=w={w}:h={h}:flags=bicubic,format=yuv420p,setsar=1,setpts=PTS-STARTPTS"
+    ref = normalize_reference(reference, info) if reference is not None else None
+    crop = ref["crop"] if ref else None
+    # The rendition is scaled to the size it is scored at: the crop's, else the source's display size.
+    dist_w, dist_h = (crop["w"], crop["h"]) if crop else (w, h)
+    prep = f"scale=w={dist_w}:h={dist_h}:flags=bicubic,format=yuv420p,setsar=1,setpts=PTS-STARTPTS"
+    ref_prep = f"scale=w={w}:h={h}:flags=bicubic,format=yuv420p,setsar=1"
+    if crop:
+        ref_prep += f",crop=w={crop['w']}:h={crop['h']}:x={crop['x']}:y={crop['y']}:exact=1"
+    ref_prep += ",setpts=PTS-STARTPTS"
     model_spec = model if "=" in model else f"version={model}"
     vmaf = (
         f"libvmaf=model={_escape_filter_value(model_spec)}"
@@ -57,17 +124,13 @@ def quality_argv(
         f":log_fmt=json:log_path={_escape_filter_value(str(log_file))}"
         f":n_threads={_threads(threads)}:n_subsample={int(n_subsample)}"
     )
-    graph = f"[0:v:0]{prep}[dist];[1:v:0]{prep}[ref];[dist][ref]{vmaf}[out]"
-    argv = [tools.ffmpeg_path(), "-hide_banner", "-nostdin"]
-    in_threads = ["-threads", str(threads)] if threads > 0 else []
-    argv += [
-        *in_threads,
-        "-i",
-        str(Path(rendition).absolute()),
-        *in_threads,
-        "-i",
-        str(Path(source).absolute()),
-    ]
+    graph = f"[0:v:0]{prep}[dist];[1:v:0]{ref_prep}[ref];[dist][ref]{vmaf}[out]"
+    argv = [*tools.ffmpeg_argv(threads=threads), "-i", str(Path(rendition).absolute())]
+    if threads > 0:
+        argv += ["-threads", str(threads)]
+    if ref:
+        argv += trim_input_args(ref["start"], ref["duration"])
+    argv += ["-i", str(Path(source).absolute())]
     return argv + ["-filter_complex", graph, "-map", "[out]", "-f", "null", "-"]
 
 
@@ -117,6 +180,7 @@ def measure_quality(
     n_subsample: int = 1,
     threads: int = 0,
     log_path: Path | None = None,
+    reference: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """VMAF, SSIM and PSNR of ``rendition`` against ``source``, scored at the source's display size.
 
@@ -124,15 +188,20 @@ def measure_quality(
     "frames": [{"frameNum", "vmaf", "float_ssim", "psnr_y"}], "frames_scored", "model",
     "n_subsample", "width", "height", "elapsed_seconds"}``. ``psnr`` is the luma PSNR (dB).
     ``log_path``, when given, receives a copy of libvmaf's JSON log.
+
+    ``reference`` (``{"start": s, "duration": s | None, "crop": {"w", "h", "x", "y"} | None}``, the
+    crop in upright display coordinates) compares ``rendition`` with that part of the source, at the
+    crop's size (``width``/``height``); the result then carries the checked ``reference`` too.
     """
     if n_subsample < 1:
         raise ValueError(f"n_subsample must be >= 1, got {n_subsample}")
+    ref = normalize_reference(reference, info) if reference is not None else None
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="vam-vmaf-") as tmp:
         log_file = Path(tmp) / "vmaf.json"
         argv = quality_argv(
             Path(source), Path(rendition), info,
-            log_file=log_file, model=model, n_subsample=n_subsample, threads=threads,
+            log_file=log_file, model=model, n_subsample=n_subsample, threads=threads, reference=ref,
         )  # fmt: skip
         tools.run(argv)
         try:
@@ -148,13 +217,16 @@ def measure_quality(
     if not result["frames_scored"]:
         raise VamError(f"libvmaf scored no frames of {rendition}: is it empty or undecodable?")
     elapsed = time.monotonic() - started
+    crop = ref["crop"] if ref else None
     result.update(
         model=model,
         n_subsample=n_subsample,
-        width=info.display_width,
-        height=info.display_height,
+        width=crop["w"] if crop else info.display_width,
+        height=crop["h"] if crop else info.display_height,
         elapsed_seconds=round(elapsed, 3),
     )
+    if ref is not None:
+        result["reference"] = ref
     log.info(
         "quality of %s: vmaf %.2f (min %.2f), ssim %.4f, psnr %.2f dB over %d frames in %.1f s",
         Path(rendition).name, result["vmaf"]["mean"], result["vmaf"]["min"], result["ssim"]["mean"],
@@ -164,13 +236,8 @@ def measure_quality(
 
 
 def _decode_argv(path: Path, threads: int, *, strict: bool) -> list[str]:
-    argv = [tools.ffmpeg_path(), "-hide_banner", "-nostdin", "-nostats", "-v", "error"]
-    if strict:
-        argv += ["-xerror"]
-    else:
-        argv += ["-err_detect", "ignore_err"]
-    if threads > 0:
-        argv += ["-threads", str(threads)]
+    argv = tools.ffmpeg_argv(threads=threads, stats=False)
+    argv += ["-xerror"] if strict else ["-err_detect", "ignore_err"]
     argv += ["-i", str(path.absolute()), "-map", "0:v:0", "-map", "0:a?", "-progress", "pipe:1"]
     return argv + ["-f", "null", "-"]
 

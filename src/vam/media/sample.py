@@ -12,7 +12,7 @@ def make_sample(
 ) -> Path:
     """Write an H.264/AAC MP4 of ``testsrc2`` (plus a 440 Hz sine when ``audio``)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    argv = [tools.ffmpeg_path(), "-nostdin", "-y", "-v", "error"]
+    argv = tools.ffmpeg_argv()
     argv += ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}"]
     if audio:
         argv += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]

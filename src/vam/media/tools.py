@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from vam.errors import ToolError, VamError
-from vam.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +40,25 @@ _running: set[subprocess.Popen[str]] = set()
 _running_lock = threading.Lock()
 
 
+_configured: dict[str, str] = {"ffmpeg": "", "ffprobe": ""}
+_configured_lock = threading.Lock()
+
+
+def configure(*, ffmpeg: str | None = None, ffprobe: str | None = None) -> None:
+    """Set the ffmpeg and ffprobe binaries for this process (``None`` or ``""``: the default).
+
+    Called once at the edge (CLI, operator, service) from the settings; the media modules never
+    read settings themselves. Each call sets both: a binary left out goes back to its default.
+    """
+    with _configured_lock:
+        _configured["ffmpeg"] = ffmpeg or ""
+        _configured["ffprobe"] = ffprobe or ""
+
+
 def ffmpeg_path() -> str:
-    """The ffmpeg binary: the ``ffmpeg`` setting, else the one shipped in the imageio-ffmpeg wheel."""
-    configured = load_settings().ffmpeg
+    """The ffmpeg binary: the configured one (:func:`configure`), else the one in the imageio-ffmpeg wheel."""
+    with _configured_lock:
+        configured = _configured["ffmpeg"]
     if configured:
         return configured
     try:
@@ -59,8 +74,9 @@ def ffmpeg_path() -> str:
 
 
 def ffprobe_path() -> str:
-    """The ffprobe binary: the ``ffprobe`` setting, else ``ffprobe`` on PATH."""
-    configured = load_settings().ffprobe
+    """The ffprobe binary: the configured one (:func:`configure`), else ``ffprobe`` on PATH."""
+    with _configured_lock:
+        configured = _configured["ffprobe"]
     if configured:
         return configured
     found = shutil.which("ffprobe")
@@ -70,6 +86,24 @@ def ffprobe_path() -> str:
             "or set VAM_FFPROBE to an ffprobe binary"
         )
     return found
+
+
+def ffmpeg_argv(
+    *, threads: int = 0, loglevel: str = "error", overwrite: bool = True, stats: bool = True
+) -> list[str]:
+    """The start of every ffmpeg command vam runs: the binary and its global options.
+
+    ``[ffmpeg, "-hide_banner", "-nostdin", "-v", loglevel, "-stats", "-y"]``: ``-nostats`` when not
+    ``stats`` (a command that reads ``-progress`` instead), ``-n`` when not ``overwrite``; then
+    ``-threads N`` when ``threads > 0``, which, placed here, is an input option: the decoder
+    threads of the first ``-i`` that follows. ``-stats`` keeps the progress lines :func:`run`
+    logs, which ffmpeg prints only at ``-v info`` otherwise.
+    """
+    argv = [ffmpeg_path(), "-hide_banner", "-nostdin", "-v", loglevel]
+    argv += ["-stats" if stats else "-nostats", "-y" if overwrite else "-n"]
+    if threads > 0:
+        argv += ["-threads", str(int(threads))]
+    return argv
 
 
 def _is_progress(line: str) -> bool:

@@ -76,6 +76,47 @@ class Profile:
         """``name@version``, used in output keys and catalog rows."""
         return f"{self.name}@{self.version}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """Everything this profile is, JSON-able, in the layout of a profile file (a version to pin).
+
+        :func:`vam.media.profiles.profile_from_dict` validates it and gives
+        back an equal profile.
+        """
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "segment_seconds": self.segment_seconds,
+            "audio": {
+                "codec": self.audio_codec,
+                "channels": self.audio_channels,
+                "sample_rate": self.audio_sample_rate,
+            },
+            "quality": {
+                "vmaf_model": self.vmaf_model,
+                "n_subsample": self.vmaf_n_subsample,
+                "max_frame_delta": self.max_frame_delta,
+                "max_duration_delta": self.max_duration_delta,
+            },
+            "rungs": [
+                {
+                    "name": r.name,
+                    "height": r.height,
+                    "codec": r.codec,
+                    "video_bitrate_kbps": r.video_bitrate_kbps,
+                    "crf": r.crf,
+                    # SVT-AV1 presets are numbers in a profile file; x264/x265 presets are names.
+                    "preset": int(r.preset) if r.codec == "av1" and r.preset.isdigit() else r.preset,
+                    "profile": r.profile,
+                    "audio_bitrate_kbps": r.audio_bitrate_kbps,
+                    "min_vmaf": r.min_vmaf,
+                    "min_ssim": r.min_ssim,
+                    "min_psnr": r.min_psnr,
+                }
+                for r in self.rungs
+            ],
+        }
+
 
 @dataclass(frozen=True)
 class RenditionPlan:

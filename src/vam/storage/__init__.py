@@ -2,7 +2,8 @@
 
 ``store_for(uri)`` returns the store for a URI's scheme from a module-level registry:
 ``file://`` always works; ``s3://`` uses the client given to ``configure(s3_client=...)`` or else
-one built on first use from the settings (``s3_endpoint_url``, ``s3_region``) and credentials
+one built on first use for the endpoint and region given to ``set_s3_defaults`` (the runtime
+passes vam's settings down once) and credentials
 from ``VAM_S3_ACCESS_KEY``/``VAM_S3_SECRET_KEY`` or boto3's standard chain (``AWS_*`` variables).
 Other backends (gs, ftp) plug in with ``register_scheme``.
 """
@@ -27,6 +28,7 @@ __all__ = [
     "ObjectInfo",
     "ObjectStore",
     "configure",
+    "set_s3_defaults",
     "copy_verified",
     "parse_uri",
     "register_scheme",
@@ -44,25 +46,27 @@ CHUNK_SIZE = 1024 * 1024
 _lock = threading.Lock()
 _factories: dict[str, Callable[[], ObjectStore]] = {}
 _stores: dict[str, ObjectStore] = {}
+_s3_defaults: dict[str, str | None] = {"endpoint_url": None, "region": "us-east-1"}
 
 
 def _default_s3_store() -> ObjectStore:
-    from vam.settings import load_settings
     from vam.storage.s3 import S3Store, make_s3_client
 
-    settings = load_settings()
+    endpoint_url, region = _s3_defaults["endpoint_url"], _s3_defaults["region"]
     access_key = os.environ.get("VAM_S3_ACCESS_KEY") or None
     secret_key = os.environ.get("VAM_S3_SECRET_KEY") or None
     if (access_key is None) != (secret_key is None):
         raise StorageError("set both VAM_S3_ACCESS_KEY and VAM_S3_SECRET_KEY, or neither")
     client = make_s3_client(
-        endpoint_url=settings.s3_endpoint_url or None,
-        region=settings.s3_region,
+        endpoint_url=endpoint_url or None,
+        region=region or "us-east-1",
         access_key=access_key,
         secret_key=secret_key,
     )
-    log.debug("built the S3 client for endpoint %s", settings.s3_endpoint_url or "AWS")
-    return S3Store(client)
+    log.debug("built the S3 client for endpoint %s", endpoint_url or "AWS")
+    store = S3Store(client)
+    store._vam_from_defaults = True  # type: ignore[attr-defined]
+    return store
 
 
 def register_scheme(scheme: str, factory: Callable[[], ObjectStore]) -> None:
@@ -76,9 +80,19 @@ register_scheme("file", FileStore)
 register_scheme("s3", _default_s3_store)
 
 
+def set_s3_defaults(endpoint_url: str | None, region: str | None) -> None:
+    """Endpoint (None or empty: AWS) and region of the S3 client built when none was configured.
+    A client built earlier from other defaults is dropped; a configured client is kept."""
+    with _lock:
+        new = {"endpoint_url": endpoint_url or None, "region": region or "us-east-1"}
+        if new != _s3_defaults and getattr(_stores.get("s3"), "_vam_from_defaults", False):
+            _stores.pop("s3", None)
+        _s3_defaults.update(new)
+
+
 def configure(*, s3_client: Any | None = None) -> None:
     """Use ``s3_client`` (a boto3 S3 client) for every ``s3://`` URI from now on. With None, forget
-    the current S3 store: the next ``s3://`` use builds a client from the settings again."""
+    the current S3 store: the next ``s3://`` use builds a client from the defaults again."""
     with _lock:
         if s3_client is None:
             _stores.pop("s3", None)

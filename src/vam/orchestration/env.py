@@ -1,12 +1,12 @@
 """Airflow settings for running vam's DAGs in this process (``vam process``, tests).
 
 Only environment variables are set here, and only those not set already, so a deployment's own
-Airflow configuration always wins. This module does not import Airflow; call :func:`configure`
-before the first ``import airflow``.
+Airflow configuration always wins. Call :func:`configure` before the first ``import airflow``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import sys
@@ -41,19 +41,36 @@ def configure(settings: Settings, *, retries: int | None = None) -> Path:
 
 
 def jwt_secret(home: Path) -> str:
-    """The api-server's JWT signing secret, generated once into ``home/jwt_secret`` (mode 0600)."""
+    """The api-server's JWT signing secret, generated once into ``home/jwt_secret`` (mode 0600).
+    Safe when several processes start at once: the file appears whole or not at all."""
     path = home / "jwt_secret"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(64))
-        path.chmod(0o600)
+        tmp = path.with_name(f".jwt_secret.{os.getpid()}")
+        tmp.write_text(secrets.token_urlsafe(64))
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)  # atomic, and never replaces a secret another process wrote first
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     return path.read_text().strip()
 
 
 def ensure_metadata_db() -> None:
-    """Create or upgrade the Airflow metadata DB (a no-op when it is current)."""
+    """Create or upgrade the Airflow metadata DB (a no-op when it is current). Processes that start
+    at once on a fresh home take turns (a lock file in AIRFLOW_HOME), so the second finds the
+    first's database instead of racing to create the same tables."""
     from airflow.utils import db
 
-    db.initdb() if not _db_exists() else db.upgradedb()
+    home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".vam-initdb.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            db.initdb() if not _db_exists() else db.upgradedb()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _db_exists() -> bool:
@@ -61,31 +78,3 @@ def _db_exists() -> bool:
     from sqlalchemy import inspect
 
     return inspect(settings.engine).has_table("alembic_version")
-
-
-def load_dag(dag_id: str):
-    """Import a DAG object from vam's dags/ folder (the file is named after the DAG id)."""
-    import importlib.util
-
-    from vam.errors import VamError
-
-    path = DAGS_FOLDER / f"{dag_id}.py"
-    spec = importlib.util.spec_from_file_location(f"vam_dags_{dag_id}", path)
-    if spec is None or spec.loader is None:
-        raise VamError(f"no DAG file {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return getattr(module, f"{dag_id}_dag")
-
-
-def task_result(dag_run, task_id: str):
-    """What ``task_id`` returned in ``dag_run`` (its ``return_value`` XCom), or None."""
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        query = XComModel.get_many(
-            run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key="return_value"
-        )
-        row = session.scalars(query).first()
-        return XComModel.deserialize_value(row) if row is not None else None

@@ -1,0 +1,119 @@
+"""Ingest operators: register a source, find new sources under a landing URI, wait for them.
+
+Example::
+
+    from operators.ingest import VamDiscoverOperator, VamLandingSensor, VamRegisterOperator
+
+    wait = VamLandingSensor(task_id="wait", landing_uri="s3://partner-drop/in/", deferrable=True)
+    found = VamDiscoverOperator(task_id="discover", landing_uri="s3://partner-drop/in/")
+    wait >> found
+    asset = VamRegisterOperator(task_id="register", source_uri="{{ params.source_uri }}")
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+from operators._base import VamOperator, require
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class VamRegisterOperator(VamOperator):
+    """Hash a source (``s3://``, ``file://`` or a local path) and create or find its asset.
+
+    Returns ``{"asset_id", "source_uri", "sha256", "size_bytes", "created"}``, each key also its own
+    XCom, so later tasks take ``register.output["asset_id"]``."""
+
+    template_fields = ("source_uri", "title")
+
+    def __init__(self, *, source_uri: str, title: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("multiple_outputs", True)
+        super().__init__(**kwargs)
+        self.source_uri = source_uri
+        self.title = title
+
+    def execute(self, context: Context) -> dict:
+        from vam.steps.register import register
+
+        source = require(self.source_uri, "source_uri (an s3://, file:// URI or a local path)")
+        return self.call(context, None, register, source, title=self.title or None)
+
+
+class VamDiscoverOperator(VamOperator):
+    """The new sources under ``landing_uri`` (default: the ``landing_uri`` setting), one per new
+    asset: ``[{"asset_id", "source_uri", "sha256", "size_bytes"}]``. Known bytes under a new key
+    are recorded as a duplicate of their asset and not returned."""
+
+    template_fields = ("landing_uri",)
+
+    def __init__(self, *, landing_uri: str | None = None, limit: int = 100, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.landing_uri = landing_uri
+        self.limit = limit
+
+    def execute(self, context: Context) -> list[dict]:
+        from vam.steps.ingest import discover
+
+        return self.call(context, None, discover, self.landing_uri or None, limit=self.limit)
+
+
+class VamLandingSensor(BaseSensorOperator):
+    """Waits until objects vam has not seen appear under ``landing_uri``; returns them
+    (``[{"uri", "size_bytes", "etag"}]``). With ``deferrable=True`` the wait happens in the
+    triggerer (:class:`operators.triggers.VamLandingTrigger`) and holds no worker slot."""
+
+    template_fields = ("landing_uri",)
+    ui_color = "#dbeafe"
+
+    def __init__(
+        self,
+        *,
+        landing_uri: str | None = None,
+        aws_conn_id: str = "aws_default",
+        deferrable: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.landing_uri = landing_uri
+        self.aws_conn_id = aws_conn_id
+        self.deferrable = deferrable
+
+    def _landing(self) -> str:
+        from vam.orchestration.connections import runtime
+
+        return self.landing_uri or runtime(aws_conn_id=self.aws_conn_id).settings.landing_uri
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        from operators.triggers import VamLandingTrigger
+
+        found = self.poke(context)
+        if found.is_done:
+            return found.xcom_value
+        self.defer(
+            trigger=VamLandingTrigger(
+                landing_uri=self._landing(), aws_conn_id=self.aws_conn_id, poll_interval=self.poke_interval
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        from vam.orchestration.connections import runtime
+        from vam.steps.ingest import unseen_objects
+
+        found = unseen_objects(runtime(aws_conn_id=self.aws_conn_id), self._landing())
+        return PokeReturnValue(is_done=bool(found), xcom_value=found)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict]:
+        if event.get("status") != "found":
+            from airflow.sdk.exceptions import AirflowException
+
+            raise AirflowException(f"waiting for {self.landing_uri} failed: {event.get('message')}")
+        return event["objects"]

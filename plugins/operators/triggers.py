@@ -1,0 +1,50 @@
+"""Triggers of vam's deferrable operators (run by Airflow's triggerer)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+
+class VamLandingTrigger(BaseTrigger):
+    """Fires when objects that vam has not seen appear under ``landing_uri`` (same rules as the
+    ingest DAG: in-progress uploads, sidecars and hidden files are not sources). Polls every
+    ``poll_interval`` seconds; the listing runs in a thread, so the triggerer's loop never blocks."""
+
+    def __init__(self, *, landing_uri: str, aws_conn_id: str = "aws_default", poll_interval: float = 30.0):
+        super().__init__()
+        self.landing_uri = landing_uri
+        self.aws_conn_id = aws_conn_id
+        self.poll_interval = poll_interval
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "landing_uri": self.landing_uri,
+                "aws_conn_id": self.aws_conn_id,
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    def _unseen(self) -> list[dict[str, Any]]:
+        from vam.orchestration.connections import runtime
+        from vam.steps.ingest import unseen_objects
+
+        return unseen_objects(runtime(aws_conn_id=self.aws_conn_id), self.landing_uri)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        while True:
+            try:
+                found = await asyncio.to_thread(self._unseen)
+            except Exception as exc:  # a listing error ends the wait with the reason
+                yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
+                return
+            if found:
+                self.log.info("%d new object(s) under %s", len(found), self.landing_uri)
+                yield TriggerEvent({"status": "found", "objects": found})
+                return
+            await asyncio.sleep(self.poll_interval)
