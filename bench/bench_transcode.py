@@ -692,6 +692,7 @@ def main(argv: list[str] | None = None) -> int:
         with fresh_catalog() as dsn:
             env = isolate_environment(work, dsn)
             settings = load_settings()
+            tools.configure(ffmpeg=settings.ffmpeg or None, ffprobe=settings.ffprobe or None)
             prof = load_profile(args.profile, settings.profiles_dir)
             threads = settings.ffmpeg_threads
 

@@ -1,11 +1,13 @@
 """
-### vam_ingest: poll the landing prefix and start one `vam_process` run per new asset
+### vam_ingest: wait for new objects in the landing prefix, start one `vam_process` run per new asset
 
-Every `VAM_INGEST_INTERVAL_SECONDS` (default 60) the landing prefix (`VAM_LANDING_URI`, an
-`s3://bucket/prefix` or `file://` URI) is listed. Objects already seen (same key, ETag and size)
-are skipped; the others are hashed (SHA-256): bytes the catalog already has are recorded as a
-duplicate of that asset, new bytes start a `vam_process` run whose run id is derived from the
-asset id, so a source is never processed twice by overlapping polls.
+**wait_for_sources** (deferrable: the wait runs in the triggerer and holds no worker slot) lists
+the landing prefix (`VAM_LANDING_URI`, an `s3://bucket/prefix` or `file://` URI) every
+`VAM_INGEST_INTERVAL_SECONDS` (default 60) until an object vam has not seen appears (an hour
+without one ends the run as skipped; the next run waits again). **discover** then hashes the new
+objects (SHA-256): bytes the catalog already has are recorded as a duplicate of that asset, new
+bytes start a `vam_process` run (**start_processing**) whose run id is derived from the asset id,
+so a source is never processed twice by overlapping runs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG
 
-from operators.ingest import VamDiscoverOperator
+from operators.ingest import VamDiscoverOperator, VamLandingSensor
 from vam.settings import dag_settings
 
 settings = dag_settings()
@@ -37,7 +39,16 @@ with DAG(
     doc_md=__doc__,
     default_args={"retries": settings.retries, "retry_delay": timedelta(seconds=30)},
 ) as dag:
+    wait = VamLandingSensor(
+        task_id="wait_for_sources",
+        aws_conn_id=settings.aws_conn_id,
+        deferrable=True,
+        poke_interval=settings.ingest_interval_seconds,
+        timeout=3600,
+        soft_fail=True,
+    )
     discover = VamDiscoverOperator(task_id="discover", aws_conn_id=settings.aws_conn_id)
+    wait >> discover
     TriggerDagRunOperator.partial(
         task_id="start_processing",
         trigger_dag_id="vam_process",

@@ -4,7 +4,9 @@
 Triggered once per new source by `vam_ingest` (or by `vam process SOURCE`, or by hand with conf
 `{"source_uri": "s3://bucket/key"}`).
 
-register (content hash, catalog row) -> **tags** (sidecar file / run conf metadata, validated
+register (content hash, catalog row, the asset held for this run, sidecar and run-conf tags
+validated; bytes already ready or rejected are answered from the catalog and the rest is skipped,
+unless conf `force` is true) -> **tags** (sidecar file / run conf metadata, validated
 against the taxonomy) and **probe** (ffprobe validation; bad input is *rejected* and quarantined)
 -> **plan** (the profile's ladder fitted to the source; the profile version is pinned for the run)
 -> one **transcode** task per rendition (pool `transcode`) -> one **quality** task per rendition
@@ -76,11 +78,17 @@ with DAG(
         "profile": Param("", type="string", description="encoding profile name (empty: the default)"),
         "title": Param("", type="string", description="optional title for the catalog"),
         "tags": Param({}, type="object", description="manual tags, validated against the taxonomy"),
+        "force": Param(False, type="boolean", description="process again even if the catalog has the answer"),
     },
     render_template_as_native_obj=True,
 ) as dag:
     register = VamRegisterOperator(
-        task_id="register", source_uri="{{ params.source_uri }}", title="{{ params.title }}"
+        task_id="register",
+        source_uri="{{ params.source_uri }}",
+        title="{{ params.title }}",
+        tags="{{ params.tags }}",
+        profile="{{ params.profile }}",
+        force="{{ params.force }}",
     )
     asset_id = register.output["asset_id"]
     tags = VamTagsOperator(task_id="tags", asset_id=asset_id, tags="{{ params.tags }}")

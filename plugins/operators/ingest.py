@@ -24,24 +24,67 @@ if TYPE_CHECKING:
 
 
 class VamRegisterOperator(VamOperator):
-    """Hash a source (``s3://``, ``file://`` or a local path) and create or find its asset.
+    """Hash a source (``s3://``, ``file://`` or a local path), create or find its asset, hold it for
+    this run (a second run of the same bytes waits for the first), and validate the metadata that
+    came with it (sidecar file, ``tags``): invalid metadata rejects the asset at once.
 
-    Returns ``{"asset_id", "source_uri", "sha256", "size_bytes", "created"}``, each key also its own
-    XCom, so later tasks take ``register.output["asset_id"]``."""
+    Returns ``{"asset_id", "source_uri", "sha256", "size_bytes", "created", "process", "status"}``,
+    each key also its own XCom, so later tasks take ``register.output["asset_id"]``. When the
+    catalog already has the answer (the bytes are ready with this ``profile``, or rejected, or
+    another run just processed them) and ``force`` is off, the rest of the run is skipped: its
+    outcome is the catalog's."""
 
-    template_fields = ("source_uri", "title")
+    template_fields = ("source_uri", "title", "tags", "profile", "force")
 
-    def __init__(self, *, source_uri: str, title: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        source_uri: str,
+        title: str | None = None,
+        tags: dict | None = None,
+        profile: str | None = None,
+        force: bool | str = False,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.source_uri = source_uri
         self.title = title
+        self.tags = tags
+        self.profile = profile
+        self.force = force
 
     def execute(self, context: Context) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from vam.steps.register import register
 
         source = require(self.source_uri, "source_uri (an s3://, file:// URI or a local path)")
-        return self.call(context, None, register, source, title=self.title or None)
+        result = self.call(
+            context,
+            None,
+            register,
+            source,
+            title=self.title or None,
+            tags=self.tags or None,
+            profile=self.profile or None,
+            force=str(self.force).lower() in ("true", "1", "yes"),
+            run_id=context["run_id"],
+        )
+        if not result["process"]:
+            ti = context["ti"]
+            for key, value in result.items():
+                ti.xcom_push(key=key, value=value)
+            ti.xcom_push(key="return_value", value=result)
+            if result.get("rejected_now"):
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(f"asset {result['asset_id']} rejected: {result['reason']}")
+            raise AirflowSkipException(
+                f"asset {result['asset_id']} is already {result['status']}: the catalog answers"
+                " (conf force re-runs it)"
+            )
+        return result
 
 
 class VamDiscoverOperator(VamOperator):

@@ -204,7 +204,7 @@ class VamFinalizeOperator(VamOperator):
             raise AirflowFailException(
                 f"the source was never registered: see the {self.register_task_id} task's log"
             )
-        outcome = self.call(context, None, finalize, asset_id)
+        outcome = self.call(context, None, finalize, asset_id, run_id=context["run_id"])
         if outcome["status"] != "ready":
             raise AirflowFailException(f"asset {asset_id} is {outcome['status']}: {outcome['reason']}")
         return outcome

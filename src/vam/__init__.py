@@ -38,13 +38,16 @@ def process(
     profile: str | None = None,
     title: str | None = None,
     tags: dict[str, Any] | None = None,
+    force: bool = False,
     retries: int = 0,
     rt: Runtime | None = None,
 ) -> dict[str, Any]:
     """Run the per-asset pipeline (the ``vam_process`` DAG, in this process) for ``source`` (a local
     path, ``file://`` or ``s3://`` URI) and return the asset's summary: ``status`` is ``ready``,
     ``rejected`` or ``failed`` with a ``reason``, or ``error`` when the run ended before the
-    source was registered. A missing source or an unknown profile raises
+    source was registered. Bytes the catalog already has ready (same profile) or rejected are
+    answered from the catalog, as is a second run of bytes being processed (it waits for the first),
+    unless ``force``. A missing source or an unknown profile raises
     :class:`~vam.errors.VamError` before anything runs."""
     from vam import storage
     from vam.orchestration import runner
@@ -54,7 +57,7 @@ def process(
         rt.profile(profile)
     uri = storage.to_uri(source)
     storage.store_for(uri).head(uri)  # a clear error now if the source is missing
-    return runner.process(rt, uri, profile=profile, title=title, tags=tags, retries=retries)
+    return runner.process(rt, uri, profile=profile, title=title, tags=tags, force=force, retries=retries)
 
 
 def show(asset_id: str, *, events: bool = False, rt: Runtime | None = None) -> dict[str, Any]:

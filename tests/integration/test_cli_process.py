@@ -46,7 +46,7 @@ def show_json(asset_id: str) -> dict:
     return json.loads(proc.stdout)
 
 
-# One line of `vam show --events` in text mode: "  <date> <time> <kind>[ <from> -> <to>] <detail JSON>"
+# One line of `vam show --events` in text mode: "    <date> <time> <kind>[ <from> -> <to>] <detail JSON>"
 EVENT_LINE = re.compile(
     r"^ {4}\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (?P<kind>\w+)(?: (?P<from>\w*) -> (?P<to>\w+))? (?P<detail>\{.*\})$"
 )
@@ -77,18 +77,38 @@ def test_process_local_file_never_upscales(vam_home, clips):
     assert out["hls"].startswith((vam_home / "objects" / "processed").as_uri())
 
     first = show_json(out["asset_id"])
-    assert first["objects"]
+    kinds = {o["kind"] for o in first["objects"]}
+    assert {"source", "rendition", "segment", "manifest", "keyframe", "chapters"} <= kinds
 
-    # Running it again reprocesses in place: same asset, same keys, nothing duplicated.
+    def status_changes(events: list[dict]) -> list[tuple]:
+        return [(e["from_status"], e["to_status"]) for e in events if e["kind"] == "status"]
+
+    run = [("ingesting", "processing"), ("processing", "ready")]
+    assert status_changes(first["events"]) == run
+
+    # The same bytes again: the catalog answers (no second run), the request is recorded.
     code, again = run_json(str(clip))
     assert code == 0, again
     assert again["asset_id"] == out["asset_id"]
     assert again["status"] == "ready"
+    assert again["renditions"] == out["renditions"]
+    assert (again["hls"], again["dash"]) == (out["hls"], out["dash"])
+    answered = show_json(out["asset_id"])
+    assert answered["events"][: len(first["events"])] == first["events"]
+    assert [e["kind"] for e in answered["events"][len(first["events"]) :]] == ["duplicate"]
+    assert answered["events"][-1]["detail"]["source_uri"] == out["source_uri"]
+    assert answered["objects"] == first["objects"]
+
+    # --force reprocesses in place: same asset, same keys, nothing duplicated.
+    code, forced = run_json(str(clip), "--force")
+    assert code == 0, forced
+    assert forced["asset_id"] == out["asset_id"]
+    assert forced["status"] == "ready"
     same = ("name", "codec", "width", "height", "bitrate_kbps", "uri")
-    assert [{k: r[k] for k in same} for r in again["renditions"]] == [
+    assert [{k: r[k] for k in same} for r in forced["renditions"]] == [
         {k: r[k] for k in same} for r in out["renditions"]
     ]
-    assert (again["hls"], again["dash"]) == (out["hls"], out["dash"])
+    assert (forced["hls"], forced["dash"]) == (out["hls"], out["dash"])
     with open_catalog(os.environ["VAM_CATALOG_DSN"]) as cat:
         with cat.conn, cat.conn.cursor() as cur:
             cur.execute(
@@ -117,8 +137,10 @@ def test_process_local_file_never_upscales(vam_home, clips):
     assert events[0].group("kind") == "registered"
     assert json.loads(events[0].group("detail"))["sha256"] == out["sha256"]
     changes = [(e.group("from"), e.group("to")) for e in events if e.group("kind") == "status"]
-    run = [("ingesting", "processing"), ("processing", "ready")]
-    assert changes == [*run, ("ready", "ingesting"), *run]
+    assert changes == status_changes(logged) == [*run, ("ready", "ingesting"), *run]
+    rerun = next(e for e in logged if e["kind"] == "status" and e["from_status"] == "ready")
+    assert rerun["detail"]["rerun"] is True
+    assert rerun["detail"]["forced"] is True
 
 
 def test_rotated_portrait_source_comes_out_upright(vam_home, clips):
@@ -253,5 +275,6 @@ def test_failed_encode_ends_failed_with_the_step_and_error(vam_home, clips, tmp_
     assert out["hls"] is None
     with open_catalog(os.environ["VAM_CATALOG_DSN"]) as cat:
         events = cat.events(out["asset_id"])
-    assert events[-1]["to_status"] == "failed"
+    assert [e["to_status"] for e in events if e["kind"] == "status"][-1] == "failed"
     assert any(e["kind"] == "step_failed" and e["detail"]["step"] == "transcode" for e in events)
+    assert events[-1]["kind"] == "outputs_discarded"  # a failed run leaves nothing behind

@@ -4,8 +4,8 @@ finds it by a spoken word at the right time."""
 
 from __future__ import annotations
 
+import getpass
 import json
-import os
 import re
 import subprocess
 import sys
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from vam import show
 from vam.enrich.transcript import word_error_rate
 from vam.media import tools
 from vam.storage.file import file_uri_to_path
@@ -120,4 +121,43 @@ def test_process_enriches_publishes_captions_and_is_searchable(vam_home, speech_
     assert "colour" in bad.stderr
     tagged = json.loads(vam("search", "--tag", "campaign=spring-launch", "--json").stdout)
     assert [h["asset_id"] for h in tagged] == [out["asset_id"]]
-    assert os.environ["VAM_CATALOG_DSN"]
+
+    # The audit log: each enrichment step's event with what it stored, the status changes of the
+    # run in order, and the one accepted tag change (the refused one left no event).
+    events = show(out["asset_id"], events=True)["events"]
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "registered"
+    assert events[0]["to_status"] == "ingesting"
+    assert "step_failed" not in kinds
+    assert "moderation" not in kinds  # not flagged, never was: no moderation event
+    statuses = [(e["from_status"], e["to_status"]) for e in events if e["kind"] == "status"]
+    assert statuses == [("ingesting", "processing"), ("processing", "ready")]
+
+    def only(kind: str) -> dict:
+        found = [e for e in events if e["kind"] == kind]
+        assert len(found) == 1, (kind, found)
+        return found[0]
+
+    processing = kinds.index("status")
+    ready = len(kinds) - 1 - kinds[::-1].index("status")
+    for kind in ("transcript", "scenes", "labels", "quality_gate"):
+        assert processing < kinds.index(kind) < ready, (kind, kinds)
+    assert only("transcript")["detail"] == {
+        "segments": len(segments),
+        "language": "en",
+        "model": transcript["model"],
+        "embeddings": True,
+    }
+    assert only("scenes")["detail"] == {"scenes": 3, "chapters": len(out["chapters"])}
+    assert only("labels")["detail"] == {"labels": sorted(label["label"] for label in out["labels"])}
+    assert only("quality_gate")["detail"]["success"] is True
+    tag_event = only("tags")
+    assert kinds.index("tags") > ready  # tagged after the run
+    assert tag_event["actor"] == f"cli:{getpass.getuser()}"
+    assert tag_event["detail"] == {
+        "source": "cli",
+        "diff": {
+            "campaign": {"before": None, "after": "spring-launch"},
+            "tags": {"before": None, "after": ["demo"]},
+        },
+    }

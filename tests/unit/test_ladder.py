@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vam.media.ladder import SOURCE_RENDITION, plan_ladder
+from vam.media.ladder import MAX_VARIABLE_FPS, SOURCE_RENDITION, output_fps, plan_ladder
 from vam.media.probe import _display_size, display_rotation
 from vam.media.types import MediaInfo, Profile, Rung
 
@@ -19,7 +19,14 @@ def make_profile(*rungs: Rung, segment_seconds: float = 4) -> Profile:
 
 
 def make_info(
-    width: int, height: int, *, rotation: int = 0, sar: str = "1:1", fps: float = 25.0
+    width: int,
+    height: int,
+    *,
+    rotation: int = 0,
+    sar: str = "1:1",
+    fps: float = 25.0,
+    max_fps: float | None = None,
+    variable_fps: bool = False,
 ) -> MediaInfo:
     num, den = (int(x) for x in sar.split(":"))
     display_width, display_height = _display_size(width, height, num, den, rotation)
@@ -39,6 +46,8 @@ def make_info(
         fps_fraction=f"{fps:g}/1",
         frame_count=round(10 * fps),
         pix_fmt="yuv420p",
+        max_fps=max_fps,
+        variable_fps=variable_fps,
     )
 
 
@@ -93,7 +102,8 @@ def test_rotated_landscape_stream_is_planned_portrait():
 
 def test_odd_source_sizes_give_even_dimensions():
     plans = plan_ladder(make_info(1279, 719), make_profile())
-    assert sizes(plans) == [("480p", 854, 480), ("360p", 640, 360)]
+    # 719 lies between the 720p and 480p rungs: an own-size top (even), then the rungs below
+    assert sizes(plans) == [(SOURCE_RENDITION, 1278, 718), ("480p", 854, 480), ("360p", 640, 360)]
     (plan,) = plan_ladder(make_info(321, 241), make_profile())
     assert (plan.width, plan.height) == (320, 240)
     # a long side that rounds up past an odd source must not upscale it
@@ -107,7 +117,11 @@ def test_odd_source_sizes_give_even_dimensions():
 def test_non_square_pixels_use_the_display_aspect():
     info = make_info(720, 576, sar="16:15")  # PAL 4:3
     assert (info.display_width, info.display_height) == (768, 576)
-    assert sizes(plan_ladder(info, make_profile())) == [("480p", 640, 480), ("360p", 480, 360)]
+    assert sizes(plan_ladder(info, make_profile())) == [
+        (SOURCE_RENDITION, 768, 576),  # between 720p and 480p: its own (display) size on top
+        ("480p", 640, 480),
+        ("360p", 480, 360),
+    ]
     info = make_info(1440, 1080, sar="4:3")  # HDV anamorphic 16:9
     assert sizes(plan_ladder(info, make_profile()))[0] == ("1080p", 1920, 1080)
 
@@ -149,3 +163,83 @@ def test_gop_is_aligned_with_segments(fps, segment, gop):
 )
 def test_rotation_is_read_clockwise(stream, rotation):
     assert display_rotation(stream) == rotation
+
+
+# -- a source between two rungs keeps its own quality on top --------------------------------------
+
+
+def test_source_between_rungs_gets_a_top_rendition_at_its_own_size():
+    profile = make_profile()
+    plans = plan_ladder(make_info(1918, 1078), profile)
+    assert sizes(plans) == [
+        (SOURCE_RENDITION, 1918, 1078),
+        ("720p", 1282, 720),  # the rungs below keep the source's aspect ratio (1918:1078)
+        ("480p", 854, 480),
+        ("360p", 640, 360),
+    ]
+    top = plans[0]
+    assert top.extra == {"rung": "1080p"}  # the settings and floors of the rung above
+    assert (top.codec, top.crf, top.profile, top.min_vmaf) == ("h264", 23, None, 50)
+    assert top.video_bitrate_kbps == round(5000 * (1078 / 1080) ** 2)  # scaled to its pixels
+    # a 900p source: bitrate scaled down with the pixels, never below the rung under it
+    (top, *_) = plan_ladder(make_info(1600, 900), profile)
+    assert (top.name, top.width, top.height) == (SOURCE_RENDITION, 1600, 900)
+    assert top.video_bitrate_kbps == round(5000 * (900 / 1080) ** 2)
+    (top, *_) = plan_ladder(make_info(1360, 766), profile)
+    assert top.video_bitrate_kbps == 3000  # 5000 * (766/1080)^2 = 2515 is below 720p's 3000
+
+
+def test_odd_and_portrait_sources_between_rungs():
+    (top, *rest) = plan_ladder(make_info(1077, 1917), make_profile())  # portrait, odd
+    assert (top.name, top.width, top.height) == (SOURCE_RENDITION, 1076, 1916)
+    assert [p.name for p in rest] == ["720p", "480p", "360p"]
+    (top, *_) = plan_ladder(make_info(1920, 1080, rotation=90), make_profile())
+    assert top.name == "1080p"  # at a rung: no own-size rendition
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "top"),
+    [
+        (1316, 740, ("720p", 1280, 720)),  # 740 is within 5% of 720: that rung is the top
+        (1312, 738, ("720p", 1280, 720)),
+        (1352, 760, (SOURCE_RENDITION, 1352, 760)),  # 5.6% above: its own size
+        (3840, 2160, ("1080p", 1920, 1080)),  # above the top rung: capped, no own size
+        (1920, 1080, ("1080p", 1920, 1080)),
+        (320, 180, (SOURCE_RENDITION, 320, 180)),  # below the lowest rung, as before
+    ],
+)
+def test_own_size_top_only_when_clearly_between_rungs(width, height, top):
+    plans = plan_ladder(make_info(width, height), make_profile())
+    assert sizes(plans)[0] == top
+    assert [p.name for p in plans].count(SOURCE_RENDITION) <= 1
+
+
+def test_own_size_top_in_each_codec_of_the_rung_above():
+    profile = make_profile(
+        Rung(name="720p-h264", height=720, codec="h264", video_bitrate_kbps=3000),
+        Rung(name="720p-hevc", height=720, codec="hevc", video_bitrate_kbps=2000),
+        Rung(name="480p-av1", height=480, codec="av1", video_bitrate_kbps=900),
+    )
+    plans = plan_ladder(make_info(1066, 600), profile)
+    assert [(p.name, p.codec, p.width, p.height, p.extra.get("rung")) for p in plans] == [
+        (SOURCE_RENDITION, "h264", 1066, 600, "720p-h264"),
+        (f"{SOURCE_RENDITION}-hevc", "hevc", 1066, 600, "720p-hevc"),
+        ("480p-av1", "av1", 852, 480, None),  # 1066x600 is a hair under 16:9
+    ]
+
+
+# -- constant output frame rate --------------------------------------------------------------------
+
+
+def test_variable_frame_rate_source_is_planned_at_its_peak_rate():
+    # 1 s each at 10, 30 and 60 fps: average 33.3, base (peak) 60
+    info = make_info(320, 240, fps=100 / 3, max_fps=60.0, variable_fps=True)
+    assert output_fps(info) == 60.0
+    (plan,) = plan_ladder(info, make_profile(segment_seconds=2))
+    assert (plan.fps, plan.gop_frames) == (60.0, 120)
+    # a peak above 60 fps (or a bogus base rate) is capped
+    assert output_fps(make_info(320, 240, fps=40.0, max_fps=120.0, variable_fps=True)) == MAX_VARIABLE_FPS
+    # constant rate: its own; the exact base rate when the average is a hair off it
+    assert output_fps(make_info(320, 240, fps=25.0, max_fps=25.0)) == 25.0
+    assert output_fps(make_info(320, 240, fps=24.98, max_fps=25.0)) == 25.0
+    assert output_fps(make_info(320, 240, fps=25.0)) == 25.0  # base rate unknown (an old catalog row)

@@ -133,8 +133,18 @@ class Catalog(EnrichmentRows):
                 (*values, asset_id),
             )
 
-    def set_status(self, asset_id: str, status: str, reason: str | None = None, **detail: Any) -> str:
-        """Move an asset to ``status`` and write the event. Returns the previous status."""
+    def set_status(
+        self,
+        asset_id: str,
+        status: str,
+        reason: str | None = None,
+        *,
+        expect: tuple[str, ...] | None = None,
+        **detail: Any,
+    ) -> str:
+        """Move an asset to ``status`` and write the event. Returns the previous status. With
+        ``expect``, the change happens only from one of those statuses (else CatalogError): a run
+        never overwrites an outcome another run has written."""
         if status not in STATUSES:
             raise CatalogError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
         with self._tx() as cur:
@@ -143,6 +153,11 @@ class Catalog(EnrichmentRows):
             if row is None:
                 raise CatalogError(f"no asset {asset_id} in the catalog")
             previous = row["status"]
+            if expect is not None and previous not in expect:
+                raise CatalogError(
+                    f"asset {asset_id} is {previous}, so it cannot become {status} here"
+                    f" (only from {', '.join(expect)}): another run changed it"
+                )
             cur.execute(
                 "UPDATE assets SET status = %s, reason = %s, updated_at = now() WHERE asset_id = %s",
                 (status, reason, asset_id),
@@ -152,6 +167,58 @@ class Catalog(EnrichmentRows):
             self._event(cur, asset_id, "status", from_status=previous, to_status=status, detail=detail)
         log.info("asset %s: %s -> %s%s", asset_id, previous, status, f" ({reason})" if reason else "")
         return previous
+
+    # -- one run in flight per asset --------------------------------------------------------------
+
+    def claim_run(
+        self, asset_id: str, run_id: str, *, lease_seconds: float, force: bool = False
+    ) -> str | None:
+        """Make ``run_id`` the asset's one run in flight. Returns None when it is (now) the holder,
+        else the run id holding it. A lease that has expired (its run died without finalize) is
+        taken over; ``force`` takes it over in any case."""
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE assets SET run_id = %s, run_lease_until = now() + make_interval(secs => %s)"
+                " WHERE asset_id = %s AND (run_id IS NULL OR run_id = %s OR run_lease_until < now() OR %s)"
+                " RETURNING asset_id",
+                (run_id, lease_seconds, asset_id, run_id, force),
+            )
+            if cur.fetchone() is not None:
+                return None
+            cur.execute("SELECT run_id FROM assets WHERE asset_id = %s", (asset_id,))
+            row = cur.fetchone()
+        if row is None:
+            raise CatalogError(f"no asset {asset_id} in the catalog")
+        return row["run_id"]
+
+    def release_run(self, asset_id: str, run_id: str) -> bool:
+        """End ``run_id``'s hold on the asset (a no-op when another run holds it)."""
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE assets SET run_id = NULL, run_lease_until = NULL WHERE asset_id = %s AND run_id = %s",
+                (asset_id, run_id),
+            )
+            return cur.rowcount > 0
+
+    def forget_outputs(self, asset_id: str, prefix: str) -> int:
+        """Drop the catalog rows of the asset's outputs under ``prefix`` (objects, renditions and
+        their metrics, published manifests and tracks), after the objects were deleted. Returns how
+        many object rows went."""
+        with self._tx() as cur:
+            cur.execute(
+                "DELETE FROM stored_objects WHERE asset_id = %s AND left(uri, length(%s)) = %s",
+                (asset_id, prefix, prefix),
+            )
+            removed = cur.rowcount
+            cur.execute("DELETE FROM renditions WHERE asset_id = %s", (asset_id,))
+            cur.execute("UPDATE scenes SET keyframe_uri = NULL WHERE asset_id = %s", (asset_id,))
+            cur.execute(
+                "UPDATE assets SET hls_uri = NULL, dash_uri = NULL, captions_uri = NULL, chapters_uri = NULL,"
+                " updated_at = now() WHERE asset_id = %s",
+                (asset_id,),
+            )
+            self._event(cur, asset_id, "outputs_discarded", detail={"prefix": prefix, "objects": removed})
+        return removed
 
     def add_event(self, asset_id: str, kind: str, **detail: Any) -> None:
         with self._tx() as cur:

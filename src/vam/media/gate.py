@@ -2,7 +2,10 @@
 
 Besides the perceptual floors of each rung (VMAF, SSIM, PSNR from the profile), the suite checks
 what catches a broken encode whatever its score: every rendition decodes to the end, and its
-frame count and duration match the source's.
+frame count and duration match what the encode had to make of the source: a result's
+``expected_frame_count`` and ``expected_duration`` (:func:`vam.media.encode.expected_output`: a
+variable-rate source made constant has duration x output fps frames, not its own counted frames;
+video padded to its audio's length has the padded length), else the source's own.
 """
 
 from __future__ import annotations
@@ -32,9 +35,18 @@ class GateReport:
 def metrics_table(
     results: list[dict[str, Any]], *, source_frame_count: int, source_duration: float
 ) -> list[dict[str, Any]]:
-    """One row per rendition from the quality tasks' results."""
+    """One row per rendition from the quality tasks' results.
+
+    A result's ``frame_count`` and ``duration`` (what decoding it found) are compared with its
+    ``expected_frame_count`` and ``expected_duration`` when it has them (what the encode reported),
+    else with ``source_frame_count`` and ``source_duration``.
+    """
     rows = []
     for r in results:
+        expected_frames = r.get("expected_frame_count")
+        expected_frames = int(source_frame_count if expected_frames is None else expected_frames)
+        expected_duration = r.get("expected_duration")
+        expected_duration = float(source_duration if expected_duration is None else expected_duration)
         rows.append(
             {
                 "rendition": r["name"],
@@ -47,8 +59,11 @@ def metrics_table(
                 "decodes": bool(r["decodes"]),
                 "decode_error": r.get("decode_error"),
                 "frame_count": int(r["frame_count"]),
-                "frame_delta": int(r["frame_count"]) - int(source_frame_count),
-                "duration_delta": abs(float(r["duration"]) - float(source_duration)),
+                "expected_frame_count": expected_frames,
+                "frame_delta": int(r["frame_count"]) - expected_frames,
+                "duration": float(r["duration"]),
+                "expected_duration": expected_duration,
+                "duration_delta": abs(float(r["duration"]) - expected_duration),
             }
         )
     return rows
@@ -88,8 +103,8 @@ def run_gate(rows: list[dict[str, Any]], profile: Profile) -> GateReport:
                 column="frame_delta", min_value=-profile.max_frame_delta, max_value=profile.max_frame_delta
             ),
             lambda r: (
-                f"frame count {r['frame_count']} differs from the source's by {r['frame_delta']}"
-                f" (allowed {profile.max_frame_delta})"
+                f"frame count {r['frame_count']} differs from the expected {r['expected_frame_count']}"
+                f" by {r['frame_delta']} (allowed {profile.max_frame_delta})"
             ),
         ),
         (
@@ -97,8 +112,8 @@ def run_gate(rows: list[dict[str, Any]], profile: Profile) -> GateReport:
                 column="duration_delta", min_value=0, max_value=profile.max_duration_delta
             ),
             lambda r: (
-                f"duration differs from the source's by {r['duration_delta']:.3f} s"
-                f" (allowed {profile.max_duration_delta})"
+                f"duration {r['duration']:.3f} s differs from the expected {r['expected_duration']:.3f} s"
+                f" by {r['duration_delta']:.3f} s (allowed {profile.max_duration_delta})"
             ),
         ),
     ]

@@ -5,8 +5,10 @@ next to the video in the same fMP4 segments. That is the simplest correct choice
 plays on its own, and each rung keeps the audio bitrate it was encoded with (the cost is one
 copy of the audio per rung, small next to the video). The master playlist is written here rather
 than by ffmpeg, because ffmpeg leaves out FRAME-RATE and the CODECS of HEVC: BANDWIDTH is the
-peak segment bit rate as RFC 8216 defines it, AVERAGE-BANDWIDTH the mean, and CODECS comes from
-each rendition's decoder configuration record (avcC / hvcC / av1C).
+peak segment bit rate as RFC 8216 defines it, AVERAGE-BANDWIDTH the mean, CODECS comes from
+each rendition's decoder configuration record (avcC / hvcC / av1C), and an HDR rendition is declared
+VIDEO-RANGE=PQ or HLG. Declared durations are the renditions' own: the encode pads video shorter
+than its audio (:mod:`vam.media.encode`), so the manifests last as long as the audio.
 
 DASH: one adaptation set per video codec (a player switches only inside one) and one audio
 adaptation set holding each distinct audio track once. Rungs whose widths were rounded to even
@@ -40,6 +42,7 @@ _MANIFEST_SUFFIXES = (".m3u8", ".mpd")
 _AAC_OBJECT_TYPES = {"LC": 2, "HE-AAC": 5, "HE-AACv2": 29, "LD": 23, "Main": 1}
 _AUDIO_CODECS = {"mp3": "mp4a.40.34", "ac3": "ac-3", "eac3": "ec-3", "opus": "Opus", "flac": "fLaC"}
 SUBTITLES_GROUP = "subs"
+_VIDEO_RANGES = {"smpte2084": "PQ", "arib-std-b67": "HLG"}  # HLS VIDEO-RANGE by transfer; else SDR
 _ASPECT_TOLERANCE = 0.01  # rungs within 1% of the set's display aspect ratio share its adaptation set
 
 
@@ -120,6 +123,7 @@ def _describe(path: Path) -> dict[str, Any]:
         "video_codecs": video_codecs_string(video.get("codec_name") or "", _extradata(video)),
         "audio": audio,
         "audio_codecs": audio_codecs_string(audio) if audio else None,
+        "video_range": _VIDEO_RANGES.get(video.get("color_transfer") or "", "SDR"),
     }
 
 
@@ -283,6 +287,8 @@ def write_master(
             attrs.append(f'CODECS="{",".join(codecs)}"')
         if desc["fps"]:
             attrs.append(f"FRAME-RATE={desc['fps']:.3f}")
+        if desc.get("video_range", "SDR") != "SDR":  # an HDR rung (10-bit HEVC/AV1 of an HDR source)
+            attrs.append(f"VIDEO-RANGE={desc['video_range']}")
         if subtitles:
             attrs.append(f'SUBTITLES="{SUBTITLES_GROUP}"')
         lines += [f"#EXT-X-STREAM-INF:{','.join(attrs)}", uri]

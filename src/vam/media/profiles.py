@@ -10,9 +10,15 @@ change to what a profile produces must come with a new version. The file is ``NA
     segment_seconds: 4
     audio: {codec: aac, channels: 2, sample_rate: 48000}
     quality: {vmaf_model: vmaf_v0.6.1, n_subsample: 5, max_frame_delta: 1, max_duration_delta: 0.25}
+    limits: {max_duration_s: 21600, max_width: 8192, max_height: 8192, min_fps: 1, max_fps: 240}
     rungs:
       - {name: 1080p, height: 1080, codec: h264, video_bitrate_kbps: 5000, crf: 23, preset: veryfast,
          profile: high, audio_bitrate_kbps: 128, min_vmaf: 60, min_ssim: 0.7, min_psnr: 25}
+
+``limits`` (optional, each key too) bounds the sources the profile accepts: :func:`vam.media.probe.probe`
+rejects a longer, larger or faster/slower source (``ValidationLimits.from_profile``). ``max_width``
+and ``max_height`` bound the picture turned to landscape (a portrait source's long side is compared
+with the larger of the two). :func:`profile_limits` reads them from any profile.
 
 ``load_profile("default@1", profiles_dir)`` also checks the version. The directory is always
 passed in (the edge reads it from the settings). A profile version pinned for an asset travels as
@@ -23,6 +29,7 @@ passed in (the edge reads it from the settings). A profile version pinned for an
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +51,61 @@ _CODEC_PROFILES = {
 _CRF_MAX = {"h264": 51, "hevc": 51, "av1": 63}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
-_TOP_KEYS = {"name", "version", "description", "segment_seconds", "audio", "quality", "rungs"}
+_TOP_KEYS = {"name", "version", "description", "segment_seconds", "audio", "quality", "limits", "rungs"}
 _AUDIO_KEYS = {"codec", "channels", "sample_rate"}
 _QUALITY_KEYS = {"vmaf_model", "n_subsample", "max_frame_delta", "max_duration_delta"}
+_LIMITS_KEYS = {"max_duration_s", "max_width", "max_height", "min_fps", "max_fps"}
 _RUNG_KEYS = {
     "name", "height", "codec", "video_bitrate_kbps", "crf", "preset", "profile",
     "audio_bitrate_kbps", "min_vmaf", "min_ssim", "min_psnr",
 }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ProfileLimits:
+    """The sources a profile accepts: a profile file's ``limits:`` section (every key optional)."""
+
+    max_duration_s: float = 6 * 3600.0
+    max_width: int = 8192  # of the upright picture turned to landscape: the long side
+    max_height: int = 8192  # ... and the short side
+    min_fps: float = 1.0
+    max_fps: float = 240.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_duration_s": self.max_duration_s,
+            "max_width": self.max_width,
+            "max_height": self.max_height,
+            "min_fps": self.min_fps,
+            "max_fps": self.max_fps,
+        }
+
+
+DEFAULT_LIMITS = ProfileLimits()
+
+
+@dataclass(frozen=True)
+class LimitedProfile(Profile):
+    """A :class:`Profile` whose ``limits:`` differ from :data:`DEFAULT_LIMITS`.
+
+    ``Profile`` (in :mod:`vam.media.types`) has no ``limits`` field yet, so a profile with its own
+    limits is this subclass; a profile with the default limits stays a plain ``Profile`` (equal to
+    one built by hand, and its :meth:`to_dict` unchanged). Read the limits of either with
+    :func:`profile_limits`.
+    """
+
+    limits: ProfileLimits = field(default_factory=ProfileLimits)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["limits"] = self.limits.to_dict()
+        return data
+
+
+def profile_limits(profile: Profile) -> ProfileLimits:
+    """The ``limits:`` of ``profile``: its own, else :data:`DEFAULT_LIMITS`."""
+    limits = getattr(profile, "limits", None)
+    return limits if isinstance(limits, ProfileLimits) else DEFAULT_LIMITS
 
 
 def available_profiles(profiles_dir: str | Path) -> list[str]:
@@ -212,6 +267,7 @@ def _from_data(path: str | Path, data: Any) -> Profile:
     audio.check_keys(_AUDIO_KEYS)
     quality = _Reader(path, top.raw("quality", {}), "quality")
     quality.check_keys(_QUALITY_KEYS)
+    limits = _parse_limits(_Reader(path, top.raw("limits", {}), "limits"))
 
     raw_rungs = top.raw("rungs")
     if not isinstance(raw_rungs, list) or not raw_rungs:
@@ -224,7 +280,8 @@ def _from_data(path: str | Path, data: Any) -> Profile:
         seen.add(rung.name)
     rungs.sort(key=lambda r: r.height, reverse=True)  # highest first; stable for equal heights
 
-    return Profile(
+    fields: dict[str, Any] = {"limits": limits} if limits != DEFAULT_LIMITS else {}
+    return (LimitedProfile if fields else Profile)(
         name=name,
         version=version,
         segment_seconds=segment_seconds,
@@ -237,7 +294,23 @@ def _from_data(path: str | Path, data: Any) -> Profile:
         max_frame_delta=quality.integer("max_frame_delta", 1, minimum=0),
         max_duration_delta=quality.number("max_duration_delta", 0.25, minimum=0.0),
         description=str(top.raw("description", "")).strip(),
+        **fields,
     )
+
+
+def _parse_limits(r: _Reader) -> ProfileLimits:
+    r.check_keys(_LIMITS_KEYS)
+    d = DEFAULT_LIMITS
+    limits = ProfileLimits(
+        max_duration_s=r.number("max_duration_s", d.max_duration_s, minimum=1.0, maximum=7 * 24 * 3600.0),
+        max_width=r.integer("max_width", d.max_width, minimum=16, maximum=65536),
+        max_height=r.integer("max_height", d.max_height, minimum=16, maximum=65536),
+        min_fps=r.number("min_fps", d.min_fps, minimum=0.0, maximum=1000.0),
+        max_fps=r.number("max_fps", d.max_fps, minimum=1.0, maximum=1000.0),
+    )
+    if limits.min_fps > limits.max_fps:
+        raise r.error(r.key("min_fps"), f"{limits.min_fps:g} is above max_fps {limits.max_fps:g}")
+    return limits
 
 
 def _parse_rung(path: str | Path, raw: Any, index: int) -> Rung:

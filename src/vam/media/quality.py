@@ -10,6 +10,15 @@ from: a ``reference`` ``{"start": s, "duration": s | None, "crop": {"w", "h", "x
 trims the source (input ``-ss``/``-t``, frame-accurate when decoding, the same seek the derived
 encode used) and crops it in upright display coordinates; the rendition is then scaled to the
 crop's size instead of the source's display size.
+
+The reference is conditioned the way the encode conditioned the source (:mod:`vam.media.encode`), so
+the scores measure the encode and the scaling, not a conversion made on purpose: an interlaced
+source is deinterlaced with the same ``bwdif``; an HDR source is tone-mapped with the same chain
+when the rendition is SDR (not when it kept HDR); the reference is brought to the rendition's
+constant frame rate when it differs (a variable-rate source), so frames pair one to one. Video
+padded to the audio's length (the last frame repeated) is not scored: the rendition is cut to the
+source's video length, since the repeated frames hold nothing of the source (scoring them would
+weigh the last frame as many times as it was repeated); the gate's frame count covers the padding.
 """
 
 from __future__ import annotations
@@ -27,7 +36,9 @@ from typing import Any
 
 from vam.errors import ToolError, VamError
 from vam.media import tools
-from vam.media.types import MediaInfo
+from vam.media.encode import deinterlace_filters, tone_map_filter
+from vam.media.probe import describe
+from vam.media.types import HDR_TRANSFERS, MediaInfo
 
 log = logging.getLogger(__name__)
 
@@ -105,18 +116,33 @@ def quality_argv(
     n_subsample: int = 1,
     threads: int = 0,
     reference: dict[str, Any] | None = None,
+    tone_map: bool = False,
+    fps: str | None = None,
+    dist_seconds: float | None = None,
 ) -> list[str]:
-    """The one-pass ffmpeg command behind :func:`measure_quality` (libvmaf writes JSON to ``log_file``)."""
+    """The one-pass ffmpeg command behind :func:`measure_quality` (libvmaf writes JSON to ``log_file``).
+
+    The reference is deinterlaced when ``info`` is interlaced, tone-mapped to SDR when ``tone_map``,
+    brought to the constant rate ``fps`` (``"60/1"``) when given; the rendition is cut to its first
+    ``dist_seconds`` when given (see the module's description).
+    """
     w, h = int(info.display_width), int(info.display_height)
     ref = normalize_reference(reference, info) if reference is not None else None
     crop = ref["crop"] if ref else None
     # The rendition is scaled to the size it is scored at: the crop's, else the source's display size.
     dist_w, dist_h = (crop["w"], crop["h"]) if crop else (w, h)
     prep = f"scale=w={dist_w}:h={dist_h}:flags=bicubic,format=yuv420p,setsar=1,setpts=PTS-STARTPTS"
-    ref_prep = f"scale=w={w}:h={h}:flags=bicubic,format=yuv420p,setsar=1"
+    if dist_seconds is not None:
+        prep += f",trim=duration={dist_seconds:.6f}"
+    ref_chain = [*deinterlace_filters(info), f"scale=w={w}:h={h}:flags=bicubic"]
+    if tone_map:
+        ref_chain.append(tone_map_filter(info))
+    ref_chain += ["format=yuv420p", "setsar=1"]
+    if fps:
+        ref_chain.append(f"fps={fps}")
     if crop:
-        ref_prep += f",crop=w={crop['w']}:h={crop['h']}:x={crop['x']}:y={crop['y']}:exact=1"
-    ref_prep += ",setpts=PTS-STARTPTS"
+        ref_chain.append(f"crop=w={crop['w']}:h={crop['h']}:x={crop['x']}:y={crop['y']}:exact=1")
+    ref_prep = ",".join([*ref_chain, "setpts=PTS-STARTPTS"])
     model_spec = model if "=" in model else f"version={model}"
     vmaf = (
         f"libvmaf=model={_escape_filter_value(model_spec)}"
@@ -171,6 +197,36 @@ def parse_vmaf_log(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def reference_conditioning(info: MediaInfo, rendition: Path, *, trimmed: bool = False) -> dict[str, Any]:
+    """How the reference must be conditioned to compare with ``rendition`` (read from the file):
+    ``{"tone_map", "fps", "dist_seconds"}`` for :func:`quality_argv`.
+
+    ``tone_map``: the source is HDR and the rendition is not. ``fps``: the rendition's constant rate
+    when the source is variable-rate or at another rate. ``dist_seconds``: the source's video length
+    when the rendition's video is longer by more than a frame (padded to the audio), unless the
+    reference is ``trimmed`` (a derived output's part of the source).
+    """
+    video = describe(rendition).video or {}
+    conditioning: dict[str, Any] = {
+        "tone_map": bool(info.hdr and video.get("color_transfer") not in HDR_TRANSFERS),
+        "fps": None,
+        "dist_seconds": None,
+    }
+    num, _, den = str(video.get("avg_frame_rate") or "0/0").partition("/")
+    rate = int(num) / int(den) if num.isdigit() and den.isdigit() and int(den) else 0.0
+    if rate > 0 and (info.variable_fps or info.fps <= 0 or abs(rate / info.fps - 1) > 0.01):
+        conditioning["fps"] = f"{num}/{den}"
+    source_video = info.video_duration
+    try:
+        video_seconds = float(video.get("duration"))
+    except (TypeError, ValueError):
+        video_seconds = 0.0
+    frame = 1.0 / rate if rate > 0 else 0.0
+    if not trimmed and source_video and video_seconds > source_video + max(frame, 0.05):
+        conditioning["dist_seconds"] = float(source_video)
+    return conditioning
+
+
 def measure_quality(
     source: Path,
     rendition: Path,
@@ -197,11 +253,13 @@ def measure_quality(
         raise ValueError(f"n_subsample must be >= 1, got {n_subsample}")
     ref = normalize_reference(reference, info) if reference is not None else None
     started = time.monotonic()
+    conditioning = reference_conditioning(info, Path(rendition), trimmed=ref is not None)
     with tempfile.TemporaryDirectory(prefix="vam-vmaf-") as tmp:
         log_file = Path(tmp) / "vmaf.json"
         argv = quality_argv(
             Path(source), Path(rendition), info,
             log_file=log_file, model=model, n_subsample=n_subsample, threads=threads, reference=ref,
+            **conditioning,
         )  # fmt: skip
         tools.run(argv)
         try:

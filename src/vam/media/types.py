@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+INTERLACED_FIELD_ORDERS = frozenset({"tt", "bb", "tb", "bt"})  # ffprobe field_order of field-coded video
+HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})  # PQ (HDR10) and HLG
+
 
 @dataclass(frozen=True)
 class MediaInfo:
@@ -28,6 +31,35 @@ class MediaInfo:
     audio_codec: str | None = None
     audio_channels: int | None = None
     audio_sample_rate: int | None = None
+    # Frame rate: ``fps`` is the average (frames / duration); ``max_fps`` the stream's base rate (ffprobe
+    # r_frame_rate, the rate on whose grid every timestamp falls: the fastest its frames come). A source
+    # is ``variable_fps`` when its base rate is clearly above its average (segments at 10, 30 and 60 fps
+    # joined: average 33.3, base 60). ``None``/False when unknown (older catalog rows).
+    max_fps: float | None = None
+    variable_fps: bool = False
+    # Scan: ffprobe field_order, "progressive", "tt", "bb", "tb", "bt" or "unknown"; see ``interlaced``.
+    field_order: str = "unknown"
+    # Colour, as ffprobe names them (None when untagged): color_transfer "bt709", "smpte2084" (PQ, HDR10),
+    # "arib-std-b67" (HLG); color_primaries "bt709", "bt2020"; color_space (the matrix) "bt709",
+    # "bt2020nc"; color_range "tv" (limited) or "pc" (full). ``bit_depth``: bits per sample of pix_fmt.
+    color_transfer: str | None = None
+    color_primaries: str | None = None
+    color_space: str | None = None
+    color_range: str | None = None
+    bit_depth: int = 8
+    # Stream durations in seconds (``duration`` is the file's: the longest stream); None when unknown.
+    video_duration: float | None = None
+    audio_duration: float | None = None
+
+    @property
+    def interlaced(self) -> bool:
+        """The video is field-coded (interlaced or field-ordered): it must be deinterlaced for the web."""
+        return self.field_order in INTERLACED_FIELD_ORDERS
+
+    @property
+    def hdr(self) -> bool:
+        """The video is HDR: a PQ (HDR10, smpte2084) or HLG (arib-std-b67) transfer."""
+        return self.color_transfer in HDR_TRANSFERS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +99,7 @@ class Profile:
     audio_sample_rate: int = 48000
     vmaf_model: str = "vmaf_v0.6.1"
     vmaf_n_subsample: int = 1  # score every n-th frame
-    max_frame_delta: int = 1  # gate: rendition frame count may differ from the source by at most this
+    max_frame_delta: int = 1  # gate: rendition frame count may differ from the expected by at most this
     max_duration_delta: float = 0.25  # gate: seconds
     description: str = ""
 
@@ -131,7 +163,7 @@ class RenditionPlan:
     preset: str
     profile: str | None
     gop_frames: int  # keyframe interval: segment_seconds * fps, rounded
-    fps: float
+    fps: float  # the constant output rate (vam.media.ladder.output_fps)
     audio_bitrate_kbps: int
     min_vmaf: float
     min_ssim: float

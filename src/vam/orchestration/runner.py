@@ -67,13 +67,20 @@ def process(
     profile: str | None = None,
     title: str | None = None,
     tags: dict[str, Any] | None = None,
+    force: bool = False,
     retries: int | None = 0,
 ) -> dict[str, Any]:
     """Run ``vam_process`` for one source in this process and return the asset's summary (plus
     ``airflow_run``); ``status`` is ``error`` when the run ended before the source was registered."""
     from vam.steps.show import summary
 
-    conf = {"source_uri": source_uri, "profile": profile or "", "title": title or "", "tags": tags or {}}
+    conf = {
+        "source_uri": source_uri,
+        "profile": profile or "",
+        "title": title or "",
+        "tags": tags or {},
+        "force": force,
+    }
     run = run_dag("vam_process", conf, retries=retries)
     registered = task_result(run, "register")
     if not registered:  # the run failed before the source was hashed and registered

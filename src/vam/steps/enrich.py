@@ -56,9 +56,19 @@ def tags(rt: Runtime, asset_id: str, conf_tags: dict[str, Any] | None = None) ->
     return {"tags": applied}
 
 
+def _off(rt: Runtime, step: str, asset_id: str) -> bool:
+    if rt.settings.enrichment:
+        return False
+    log.info("enrichment is off (setting enrichment): no %s for %s", step, asset_id)
+    return True
+
+
 def transcript(rt: Runtime, asset_id: str) -> dict[str, Any]:
     """Speech to text with word timestamps; a WebVTT caption track when there is speech."""
     from vam.enrich import transcript as stt
+
+    if _off(rt, "transcript", asset_id):
+        return {"language": None, "segments": 0, "captions_uri": None, "enrichment": False}
 
     s = rt.settings
     whisper = stt.WhisperConfig(
@@ -100,6 +110,8 @@ def scenes(rt: Runtime, asset_id: str) -> dict[str, Any]:
     """Shot boundaries (TransNetV2), chapters (WebVTT) and one keyframe per scene."""
     from vam.enrich import scenes as shots
 
+    if _off(rt, "scenes", asset_id):
+        return {"scenes": 0, "chapters_uri": None, "keyframes": [], "enrichment": False}
     asset = load_asset(rt, asset_id)
     source = rt.source_file(asset)
     threads = rt.settings.ffmpeg_threads
@@ -141,6 +153,8 @@ def labels(rt: Runtime, asset_id: str, scenes_result: dict[str, Any]) -> dict[st
     """ImageNet labels per scene keyframe, aggregated for the asset."""
     from vam.enrich import labels as classifier
 
+    if not scenes_result.get("keyframes"):
+        return {"labels": []}
     per_scene = classifier.classify(_keyframes(rt, asset_id, scenes_result), top_k=rt.settings.labels_top_k)
     aggregated = classifier.aggregate(per_scene)
     with rt.catalog() as cat:
@@ -152,6 +166,8 @@ def moderation(rt: Runtime, asset_id: str, scenes_result: dict[str, Any]) -> dic
     """NudeNet scores per keyframe; the asset is flagged for review at the configured threshold."""
     from vam.enrich import moderation as nsfw
 
+    if not scenes_result.get("keyframes"):
+        return {"flagged": False, "max_score": None, "threshold": rt.settings.moderation_threshold}
     per_scene = nsfw.moderate(_keyframes(rt, asset_id, scenes_result))
     flag = nsfw.flag(per_scene, rt.settings.moderation_threshold)
     with rt.catalog() as cat:

@@ -32,7 +32,7 @@ def quality_gate(rt: Runtime, asset_id: str, results: list[dict[str, Any]]) -> d
         cat.add_event(asset_id, "quality_gate", success=report.success, failures=report.failures)
         if not report.success:
             reason = f"quality gate failed: {report.message}"
-            cat.set_status(asset_id, "failed", reason)
+            cat.set_status(asset_id, "failed", reason, expect=("processing",))
             raise QualityGateFailed(reason)
     return {"success": True, "renditions": [r["rendition"] for r in rows]}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -30,18 +31,18 @@ def probe(rt: Runtime, asset_id: str) -> dict[str, Any]:
     meta = info.to_dict()
     with rt.catalog() as cat:
         cat.update_asset(asset_id, source_meta=meta)
-        cat.set_status(asset_id, "processing")
+        cat.set_status(asset_id, "processing", expect=("ingesting", "processing"))
     return meta
 
 
 def reject(rt: Runtime, asset: dict[str, Any], exc: RejectedInput) -> None:
-    """Keep a verified copy of the source under the quarantine prefix and mark the asset rejected.
-    The source itself is never deleted."""
+    """Keep a verified copy of the source under the quarantine prefix (named from the asset id,
+    never from the source's name) and mark the asset rejected. The source itself is never deleted."""
     src = asset["source_uri"]
     sha256 = asset.get("sha256") or asset.get("content_sha256")
-    dst: str | None = storage.uri_join(
-        rt.settings.quarantine_uri, asset["asset_id"], PurePosixPath(src).name or "source"
-    )
+    suffix = PurePosixPath(src.split("?", 1)[0]).suffix.lower()
+    ext = suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ""
+    dst: str | None = storage.uri_join(rt.settings.quarantine_uri, asset["asset_id"], f"source{ext}")
     with rt.catalog() as cat:
         try:
             copied = storage.copy_verified(src, dst)
@@ -51,4 +52,11 @@ def reject(rt: Runtime, asset: dict[str, Any], exc: RejectedInput) -> None:
         except VamError as copy_exc:  # the rejection still stands; say why there is no copy
             log.warning("could not quarantine %s: %s", src, copy_exc)
             dst = None
-        cat.set_status(asset["asset_id"], "rejected", exc.message, code=exc.code, quarantine_uri=dst)
+        cat.set_status(
+            asset["asset_id"],
+            "rejected",
+            exc.message,
+            expect=("ingesting", "processing"),
+            code=exc.code,
+            quarantine_uri=dst,
+        )

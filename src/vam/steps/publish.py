@@ -28,12 +28,18 @@ def publish(
             data = storage.store_for(m["staged"]).read_bytes(m["staged"])
             storage.store_for(m["final"]).put_bytes(data, m["final"], content_type=content_type(m["final"]))
             cat.record_object(m["final"], asset_id=asset_id, kind="manifest", size_bytes=len(data))
-        for m in ordered:
-            storage.store_for(m["staged"]).delete(m["staged"])
+        for staging in {m["staged"].split("/_staging/", 1)[0] + "/_staging/" for m in ordered}:
+            storage.delete_prefix(staging)  # the staged manifests, and their folders on file://
         cat.update_asset(asset_id, hls_uri=packaged["hls_uri"], dash_uri=packaged["dash_uri"])
         cat.set_published_tracks(
             asset_id, (transcript or {}).get("captions_uri"), (scenes or {}).get("chapters_uri")
         )
         cat.refresh_search_document(asset_id)
-        cat.set_status(asset_id, "ready", hls_uri=packaged["hls_uri"], dash_uri=packaged["dash_uri"])
+        cat.set_status(
+            asset_id,
+            "ready",
+            expect=("processing",),
+            hls_uri=packaged["hls_uri"],
+            dash_uri=packaged["dash_uri"],
+        )
     return {"asset_id": asset_id, "hls_uri": packaged["hls_uri"], "dash_uri": packaged["dash_uri"]}

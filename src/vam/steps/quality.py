@@ -76,6 +76,7 @@ def measure(rt: Runtime, asset_id: str, rendition: dict[str, Any]) -> dict[str, 
         "duration": check["duration"],
         **{k: rendition.get(k, 0.0) for k in ("min_vmaf", "min_ssim", "min_psnr")},
         **{k: rendition[k] for k in ("profile_key", "profile_sha256") if k in rendition},
+        **{k: rendition[k] for k in ("expected_frame_count", "expected_duration") if k in rendition},
     }
     with rt.catalog() as cat:
         if derived:

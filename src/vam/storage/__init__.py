@@ -10,6 +10,7 @@ Other backends (gs, ftp) plug in with ``register_scheme``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -30,6 +31,7 @@ __all__ = [
     "configure",
     "set_s3_defaults",
     "copy_verified",
+    "delete_prefix",
     "parse_uri",
     "register_scheme",
     "sha256_file",
@@ -258,3 +260,19 @@ def copy_verified(src_uri: str, dst_uri: str, *, storage_class: str | None = Non
         )
     log.info("copied %s to %s, sha256 %s verified", src_uri, dst_uri, expected)
     return dst_store.head(dst_uri)
+
+
+def delete_prefix(prefix_uri: str) -> int:
+    """Delete every object under ``prefix_uri`` (a "folder": give it a trailing ``/``); for local
+    files, the directories left empty under it go too. Returns how many objects were deleted."""
+    store = store_for(prefix_uri)
+    deleted = 0
+    for obj in list(store.list(prefix_uri)):
+        store.delete(obj.uri)
+        deleted += 1
+    local = store.local_path(prefix_uri)
+    if local is not None and local.is_dir():
+        for dirpath, _dirnames, _files in sorted(os.walk(local), key=lambda w: -len(w[0])):
+            with contextlib.suppress(OSError):  # not empty (a file appeared), or already gone
+                os.rmdir(dirpath)
+    return deleted
