@@ -92,7 +92,7 @@ with DAG(
     )
     asset_id = register.output["asset_id"]
     tags = VamTagsOperator(task_id="tags", asset_id=asset_id, tags="{{ params.tags }}")
-    probe = VamProbeOperator(task_id="probe", asset_id=asset_id)
+    probe = VamProbeOperator(task_id="probe", asset_id=asset_id, profile="{{ params.profile }}")
     plan = VamPlanOperator(task_id="plan", asset_id=asset_id, profile="{{ params.profile }}")
     transcode = VamTranscodeOperator.partial(task_id="transcode", asset_id=asset_id, **per_rendition).expand(
         rendition=plan.output

@@ -207,6 +207,9 @@ def start() -> int:
 
     # Drop the sample into the landing bucket; the ingest DAG picks it up on its next poll.
     os.environ.update(env)
+    from vam.runtime import Runtime
+
+    Runtime.from_env()  # the stack's settings down to the storage layer (S3 endpoint)
     sample = HOME / "sample" / "vam-sample-720p.mp4"
     if not sample.exists():
         from vam.media.sample import make_sample

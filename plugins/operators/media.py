@@ -32,19 +32,22 @@ ASSET_READY = Asset(name="vam_asset_ready", uri="vam://assets/ready")
 
 
 class VamProbeOperator(VamOperator):
-    """ffprobe + decode checks of the asset's source. Returns the source metadata. An unusable
-    source is quarantined, the asset ``rejected`` with the reason, and the task fails (no retry)."""
+    """ffprobe + a full decode of the asset's source, within the bounds of ``profile`` (duration,
+    size, frame rate). Returns the source metadata. An unusable source is quarantined, the asset
+    ``rejected`` with the reason, and the task fails (no retry)."""
 
-    template_fields = ("asset_id",)
+    template_fields = ("asset_id", "profile")
 
-    def __init__(self, *, asset_id: str, **kwargs: Any) -> None:
+    def __init__(self, *, asset_id: str, profile: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.asset_id = asset_id
+        self.profile = profile
 
     def execute(self, context: Context) -> dict:
         from vam.steps.probe import probe
 
-        return self.call(context, self.asset_id, probe, require(self.asset_id, "asset_id"))
+        asset_id = require(self.asset_id, "asset_id")
+        return self.call(context, self.asset_id, probe, asset_id, self.profile or None)
 
 
 class VamPlanOperator(VamOperator):
@@ -66,9 +69,8 @@ class VamPlanOperator(VamOperator):
         )
 
 
-class VamTranscodeOperator(VamOperator):
-    """Encode one rendition (an item of the plan) to its deterministic key. Use with
-    ``.partial(asset_id=...).expand(rendition=plan.output)`` and ``pool="transcode"``."""
+class _RenditionOperator(VamOperator):
+    """A step over one rendition of one asset (mapped: ``.expand(rendition=...)``)."""
 
     template_fields = ("asset_id", "rendition")
 
@@ -76,31 +78,30 @@ class VamTranscodeOperator(VamOperator):
         super().__init__(**kwargs)
         self.asset_id = asset_id
         self.rendition = rendition
+
+    def run(self, context: Context, fn: Any) -> dict:
+        return self.call(context, self.asset_id, fn, require(self.asset_id, "asset_id"), self.rendition)
+
+
+class VamTranscodeOperator(_RenditionOperator):
+    """Encode one rendition (an item of the plan) to its deterministic key. Use with
+    ``.partial(asset_id=...).expand(rendition=plan.output)`` and ``pool="transcode"``."""
 
     def execute(self, context: Context) -> dict:
         from vam.steps.transcode import transcode
 
-        return self.call(
-            context, self.asset_id, transcode, require(self.asset_id, "asset_id"), self.rendition
-        )
+        return self.run(context, transcode)
 
 
-class VamQualityOperator(VamOperator):
+class VamQualityOperator(_RenditionOperator):
     """VMAF, SSIM and PSNR of one output against the source, and a full decode check. Takes a
     transcoded rendition or a derived output (e.g. :class:`VamSocialCropOperator`'s result, measured
     against the source cropped and trimmed the same way)."""
 
-    template_fields = ("asset_id", "rendition")
-
-    def __init__(self, *, asset_id: str, rendition: dict, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.asset_id = asset_id
-        self.rendition = rendition
-
     def execute(self, context: Context) -> dict:
         from vam.steps.quality import measure
 
-        return self.call(context, self.asset_id, measure, require(self.asset_id, "asset_id"), self.rendition)
+        return self.run(context, measure)
 
 
 class VamQualityGateOperator(VamOperator):

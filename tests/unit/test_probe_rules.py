@@ -14,7 +14,6 @@ from vam.media import probe as probe_module
 from vam.media.probe import Description, ValidationLimits
 from vam.media.profiles import (
     DEFAULT_LIMITS,
-    LimitedProfile,
     ProfileLimits,
     load_profile,
     profile_from_dict,
@@ -60,8 +59,8 @@ def test_defaults_agree():
 def test_shipped_profiles_have_the_default_limits():
     for name in ("default", "multicodec"):
         profile = load_profile(name, SHIPPED)
-        assert type(profile) is Profile  # unchanged: equal to one built by hand, no "limits" in to_dict
-        assert "limits" not in profile.to_dict()
+        assert profile.limits == DEFAULT_LIMITS
+        assert profile.to_dict()["limits"] == DEFAULT_LIMITS.to_dict()  # pinned with the profile
         limits = ValidationLimits.from_profile(profile)
         assert limits.origin == f"profile {profile.key}"
         assert limits.max_duration == DEFAULT_LIMITS.max_duration_s
@@ -70,7 +69,6 @@ def test_shipped_profiles_have_the_default_limits():
 def test_limits_section_is_read_and_pinned(tmp_path):
     write_profile(tmp_path, "limits: {max_duration_s: 7200, max_width: 3840, max_height: 2160, max_fps: 60}")
     profile = load_profile("bounded", tmp_path)
-    assert isinstance(profile, LimitedProfile)
     assert profile.limits == ProfileLimits(max_duration_s=7200, max_width=3840, max_height=2160, max_fps=60)
     data = json.loads(json.dumps(profile.to_dict()))
     assert data["limits"]["max_duration_s"] == 7200

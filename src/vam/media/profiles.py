@@ -29,14 +29,13 @@ passed in (the edge reads it from the settings). A profile version pinned for an
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from vam.errors import ProfileError, UnknownProfile
-from vam.media.types import Profile, Rung
+from vam.media.types import Profile, ProfileLimits, Rung
 
 CODECS = ("h264", "hevc", "av1")
 AUDIO_CODECS = ("aac",)
@@ -61,51 +60,12 @@ _RUNG_KEYS = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class ProfileLimits:
-    """The sources a profile accepts: a profile file's ``limits:`` section (every key optional)."""
-
-    max_duration_s: float = 6 * 3600.0
-    max_width: int = 8192  # of the upright picture turned to landscape: the long side
-    max_height: int = 8192  # ... and the short side
-    min_fps: float = 1.0
-    max_fps: float = 240.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "max_duration_s": self.max_duration_s,
-            "max_width": self.max_width,
-            "max_height": self.max_height,
-            "min_fps": self.min_fps,
-            "max_fps": self.max_fps,
-        }
-
-
 DEFAULT_LIMITS = ProfileLimits()
 
 
-@dataclass(frozen=True)
-class LimitedProfile(Profile):
-    """A :class:`Profile` whose ``limits:`` differ from :data:`DEFAULT_LIMITS`.
-
-    ``Profile`` (in :mod:`vam.media.types`) has no ``limits`` field yet, so a profile with its own
-    limits is this subclass; a profile with the default limits stays a plain ``Profile`` (equal to
-    one built by hand, and its :meth:`to_dict` unchanged). Read the limits of either with
-    :func:`profile_limits`.
-    """
-
-    limits: ProfileLimits = field(default_factory=ProfileLimits)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
-        data["limits"] = self.limits.to_dict()
-        return data
-
-
 def profile_limits(profile: Profile) -> ProfileLimits:
-    """The ``limits:`` of ``profile``: its own, else :data:`DEFAULT_LIMITS`."""
-    limits = getattr(profile, "limits", None)
-    return limits if isinstance(limits, ProfileLimits) else DEFAULT_LIMITS
+    """The ``limits:`` of ``profile`` (the defaults where its file sets none)."""
+    return profile.limits
 
 
 def available_profiles(profiles_dir: str | Path) -> list[str]:
@@ -280,8 +240,7 @@ def _from_data(path: str | Path, data: Any) -> Profile:
         seen.add(rung.name)
     rungs.sort(key=lambda r: r.height, reverse=True)  # highest first; stable for equal heights
 
-    fields: dict[str, Any] = {"limits": limits} if limits != DEFAULT_LIMITS else {}
-    return (LimitedProfile if fields else Profile)(
+    return Profile(
         name=name,
         version=version,
         segment_seconds=segment_seconds,
@@ -294,7 +253,7 @@ def _from_data(path: str | Path, data: Any) -> Profile:
         max_frame_delta=quality.integer("max_frame_delta", 1, minimum=0),
         max_duration_delta=quality.number("max_duration_delta", 0.25, minimum=0.0),
         description=str(top.raw("description", "")).strip(),
-        **fields,
+        limits=limits,
     )
 
 

@@ -87,6 +87,26 @@ class Rung:
 
 
 @dataclass(frozen=True)
+class ProfileLimits:
+    """The sources a profile accepts: a profile file's ``limits:`` section (every key optional)."""
+
+    max_duration_s: float = 6 * 3600.0
+    max_width: int = 8192  # of the upright picture turned to landscape: the long side
+    max_height: int = 8192  # ... and the short side
+    min_fps: float = 1.0
+    max_fps: float = 240.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_duration_s": self.max_duration_s,
+            "max_width": self.max_width,
+            "max_height": self.max_height,
+            "min_fps": self.min_fps,
+            "max_fps": self.max_fps,
+        }
+
+
+@dataclass(frozen=True)
 class Profile:
     """A versioned encoding profile (include/encoding_profiles/NAME.yaml)."""
 
@@ -102,6 +122,7 @@ class Profile:
     max_frame_delta: int = 1  # gate: rendition frame count may differ from the expected by at most this
     max_duration_delta: float = 0.25  # gate: seconds
     description: str = ""
+    limits: ProfileLimits = field(default_factory=ProfileLimits)  # the sources it accepts
 
     @property
     def key(self) -> str:
@@ -124,6 +145,7 @@ class Profile:
                 "channels": self.audio_channels,
                 "sample_rate": self.audio_sample_rate,
             },
+            "limits": self.limits.to_dict(),
             "quality": {
                 "vmaf_model": self.vmaf_model,
                 "n_subsample": self.vmaf_n_subsample,

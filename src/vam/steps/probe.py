@@ -15,16 +15,19 @@ from vam.steps._common import load_asset
 log = logging.getLogger(__name__)
 
 
-def probe(rt: Runtime, asset_id: str) -> dict[str, Any]:
-    """ffprobe + decode checks of the source. Returns the source's metadata (``MediaInfo`` as a
-    dict), also stored on the asset. Unusable input: quarantine copy, status ``rejected``, raise
-    :class:`~vam.errors.RejectedInput`."""
+def probe(rt: Runtime, asset_id: str, profile: str | None = None) -> dict[str, Any]:
+    """ffprobe + a full decode of the source, validated against the bounds of ``profile`` (its
+    ``limits:``: duration, size, frame rate; default: the default profile). Returns the source's
+    metadata (``MediaInfo`` as a dict), also stored on the asset. Unusable input: quarantine copy,
+    status ``rejected``, raise :class:`~vam.errors.RejectedInput`."""
+    from vam.media.probe import ValidationLimits
     from vam.media.probe import probe as probe_media
 
     asset = load_asset(rt, asset_id)
     path = rt.source_file(asset)
+    limits = ValidationLimits.from_profile(rt.profile(profile))
     try:
-        info = probe_media(path)
+        info = probe_media(path, limits=limits, threads=rt.settings.ffmpeg_threads)
     except RejectedInput as exc:
         reject(rt, asset, exc)
         raise
