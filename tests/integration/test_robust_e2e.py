@@ -1,17 +1,17 @@
-"""Inputs media teams receive every day, through `vam process` as a user runs it: the whole chain
-(probe, plan, encode, the gate's expected frame counts, packaging, the catalog) must agree."""
+"""Inputs media teams receive every day, through the whole pipeline (``vam.process``, what `vam
+process` runs): probe, plan, encode, the gate's expected frame counts, packaging and the catalog
+must agree."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+import vam
 from vam.media import tools
 from vam.media.probe import describe
 from vam.storage.file import file_uri_to_path
@@ -20,21 +20,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(autouse=True)
-def quick(vam_home, monkeypatch):
+def quick(vam_home, airflow_db, monkeypatch):
     monkeypatch.setenv("VAM_ENRICHMENT", "false")
 
 
 def process(path: Path) -> tuple[int, dict]:
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "vam"), "process", "--json", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    try:
-        return proc.returncode, json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(f"no JSON (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}")
+    """``vam.process`` (what `vam process --json` prints) and the exit code the command gives."""
+    out = vam.process(str(path))
+    return {"ready": 0, "rejected": 2}.get(out["status"], 1), out
 
 
 def hls_seconds(out: dict) -> float:
