@@ -7,6 +7,7 @@ YAML file named by ``VAM_CONFIG``. With nothing set, vam keeps everything under 
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -36,6 +37,23 @@ class Settings:
     s3_endpoint_url: str = ""  # empty: AWS; else an S3-compatible endpoint (SeaweedFS locally)
     s3_region: str = "us-east-1"
     aws_conn_id: str = "aws_default"  # Airflow connection used by the DAGs for S3, when defined
+    gcp_conn_id: str = "google_cloud_default"  # ... for gs:// (else Application Default Credentials)
+    azure_conn_id: str = "wasb_default"  # ... for az:// (else AZURE_STORAGE_CONNECTION_STRING)
+    ftp_conn_id: str = "ftp_default"  # ... for ftp:// and ftps:// (else the URI's user, VAM_FTP_*)
+    ftp_user: str = ""
+    ftp_password: str = ""
+    # several landing places: a list of {uri, marker, stable_window_s, profile, tags} in the YAML
+    # file (VAM_LANDINGS: the same list as JSON); empty: landing_uri alone
+    landings: str = ""
+    # the HTTP service (vam serve)
+    public_url: str = ""  # the service's public address (signed URLs, upload locations)
+    api_keys: str = ""  # comma-separated; empty: no key required
+    upload_uri: str = ""  # where unfinished uploads and their state live (default: beside landing)
+    upload_expiration_seconds: int = 86400  # an unfinished upload expires after this
+    upload_max_bytes: int = 0  # 0: no limit
+    airflow_api_url: str = ""  # e.g. http://127.0.0.1:8080: start runs through Airflow's REST API
+    airflow_api_user: str = ""
+    airflow_api_password: str = ""
     ingest_interval_seconds: int = 60
     task_retries: int = 2
     max_active_assets: int = 4  # vam_process runs at once
@@ -92,6 +110,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             raise VamError(
                 f"unknown settings in {path}: {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
+        if isinstance(data.get("landings"), list):  # kept as JSON text: settings stay hashable
+            data["landings"] = json.dumps(data["landings"])
         values.update(data)
     for f in fields(Settings):
         key = f"VAM_{f.name.upper()}"
@@ -112,6 +132,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         "processed_uri": (home / "objects" / "processed").as_uri(),
         "quarantine_uri": (home / "objects" / "quarantine").as_uri(),
         "work_dir": str(home / "work"),
+        "upload_uri": (home / "objects" / "uploads").as_uri(),
         "profiles_dir": str(REPO_ROOT / "include" / "encoding_profiles"),
         "taxonomy_file": str(REPO_ROOT / "include" / "taxonomy.yaml"),
     }
