@@ -79,6 +79,7 @@ with DAG(
         "title": Param("", type="string", description="optional title for the catalog"),
         "tags": Param({}, type="object", description="manual tags, validated against the taxonomy"),
         "force": Param(False, type="boolean", description="process again even if the catalog has the answer"),
+        "landing": Param("", type="string", description="the landing place the source came from"),
     },
     render_template_as_native_obj=True,
 ) as dag:
@@ -89,6 +90,7 @@ with DAG(
         tags="{{ params.tags }}",
         profile="{{ params.profile }}",
         force="{{ params.force }}",
+        landing="{{ params.landing }}",
     )
     asset_id = register.output["asset_id"]
     tags = VamTagsOperator(task_id="tags", asset_id=asset_id, tags="{{ params.tags }}")

@@ -34,7 +34,7 @@ class VamRegisterOperator(VamOperator):
     another run just processed them) and ``force`` is off, the rest of the run is skipped: its
     outcome is the catalog's."""
 
-    template_fields = ("source_uri", "title", "tags", "profile", "force")
+    template_fields = ("source_uri", "title", "tags", "profile", "force", "landing")
 
     def __init__(
         self,
@@ -44,10 +44,12 @@ class VamRegisterOperator(VamOperator):
         tags: dict | None = None,
         profile: str | None = None,
         force: bool | str = False,
+        landing: str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
+        self.landing = landing
         self.source_uri = source_uri
         self.title = title
         self.tags = tags
@@ -70,6 +72,7 @@ class VamRegisterOperator(VamOperator):
             profile=self.profile or None,
             force=str(self.force).lower() in ("true", "1", "yes"),
             run_id=context["run_id"],
+            landing=self.landing or None,
         )
         if not result["process"]:
             ti = context["ti"]
@@ -87,28 +90,60 @@ class VamRegisterOperator(VamOperator):
         return result
 
 
+class VamLandingsOperator(VamOperator):
+    """The configured landing places (setting ``landings``, else ``landing_uri``), one dict each:
+    map :class:`VamDiscoverOperator` over them."""
+
+    template_fields = ()
+
+    def execute(self, context: Context) -> list[dict]:
+        from vam.steps.ingest import landings
+
+        return self.call(context, None, landings)
+
+
 class VamDiscoverOperator(VamOperator):
-    """The new sources under ``landing_uri`` (default: the ``landing_uri`` setting), one per new
-    asset: ``[{"asset_id", "source_uri", "sha256", "size_bytes"}]``. Known bytes under a new key
-    are recorded as a duplicate of their asset and not returned."""
+    """The new, complete sources under one landing place (``landing``: a dict from
+    :class:`VamLandingsOperator`, or a URI; default: the ``landing_uri`` setting), one per new
+    asset: ``[{"asset_id", "source_uri", "sha256", "size_bytes", "landing", "profile", "tags"}]``.
+    Objects still being written (no marker yet, or not stable across the window) wait for a later
+    poll; known bytes under a new key are recorded as a duplicate of their asset."""
 
-    template_fields = ("landing_uri",)
+    template_fields = ("landing",)
 
-    def __init__(self, *, landing_uri: str | None = None, limit: int = 100, **kwargs: Any) -> None:
+    def __init__(self, *, landing: dict | str | None = None, limit: int = 100, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.landing_uri = landing_uri
+        self.landing = landing
         self.limit = limit
 
     def execute(self, context: Context) -> list[dict]:
         from vam.steps.ingest import discover
 
-        return self.call(context, None, discover, self.landing_uri or None, limit=self.limit)
+        return self.call(context, None, discover, self.landing or None, limit=self.limit)
+
+
+class VamProcessingRunsOperator(VamOperator):
+    """Arguments of one ``vam_process`` run per new asset (for ``TriggerDagRunOperator.partial(...)
+    .expand_kwargs(...)``) from what the discover tasks of every landing place found; the run id
+    is derived from the asset id, so overlapping polls never start one asset twice."""
+
+    template_fields = ("found",)
+
+    def __init__(self, *, found: list, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.found = found
+
+    def execute(self, context: Context) -> list[dict]:
+        from vam.steps.ingest import trigger_args
+
+        return trigger_args(list(self.found or []))
 
 
 class VamLandingSensor(BaseSensorOperator):
-    """Waits until objects vam has not seen appear under ``landing_uri``; returns them
-    (``[{"uri", "size_bytes", "etag"}]``). With ``deferrable=True`` the wait happens in the
-    triggerer (:class:`operators.triggers.VamLandingTrigger`) and holds no worker slot."""
+    """Waits until objects vam has not seen appear under ``landing_uri`` (default: every configured
+    landing place); returns them (``[{"uri", "size_bytes", "etag"}]``). With ``deferrable=True``
+    the wait happens in the triggerer (:class:`operators.triggers.VamLandingTrigger`) and holds no
+    worker slot."""
 
     template_fields = ("landing_uri",)
     ui_color = "#dbeafe"
@@ -126,10 +161,13 @@ class VamLandingSensor(BaseSensorOperator):
         self.aws_conn_id = aws_conn_id
         self.deferrable = deferrable
 
-    def _landing(self) -> str:
+    def _landings(self) -> list[str]:
         from vam.orchestration.connections import runtime
+        from vam.steps.ingest import landings
 
-        return self.landing_uri or runtime(aws_conn_id=self.aws_conn_id).settings.landing_uri
+        if self.landing_uri:
+            return [self.landing_uri]
+        return [item["uri"] for item in landings(runtime(aws_conn_id=self.aws_conn_id))]
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -141,7 +179,7 @@ class VamLandingSensor(BaseSensorOperator):
             return found.xcom_value
         self.defer(
             trigger=VamLandingTrigger(
-                landing_uri=self._landing(), aws_conn_id=self.aws_conn_id, poll_interval=self.poke_interval
+                landing_uris=self._landings(), aws_conn_id=self.aws_conn_id, poll_interval=self.poke_interval
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
@@ -151,7 +189,8 @@ class VamLandingSensor(BaseSensorOperator):
         from vam.orchestration.connections import runtime
         from vam.steps.ingest import unseen_objects
 
-        found = unseen_objects(runtime(aws_conn_id=self.aws_conn_id), self._landing())
+        rt = runtime(aws_conn_id=self.aws_conn_id)
+        found = [obj for uri in self._landings() for obj in unseen_objects(rt, uri)]
         return PokeReturnValue(is_done=bool(found), xcom_value=found)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict]:

@@ -10,13 +10,16 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 
 class VamLandingTrigger(BaseTrigger):
-    """Fires when objects that vam has not seen appear under ``landing_uri`` (same rules as the
-    ingest DAG: in-progress uploads, sidecars and hidden files are not sources). Polls every
-    ``poll_interval`` seconds; the listing runs in a thread, so the triggerer's loop never blocks."""
+    """Fires when objects that vam has not seen appear under one of ``landing_uris`` (same rules as
+    the ingest DAG: in-progress uploads, sidecars, markers and hidden files are not sources). Polls
+    every ``poll_interval`` seconds; the listing runs in a thread, so the triggerer's loop never
+    blocks."""
 
-    def __init__(self, *, landing_uri: str, aws_conn_id: str = "aws_default", poll_interval: float = 30.0):
+    def __init__(
+        self, *, landing_uris: list[str], aws_conn_id: str = "aws_default", poll_interval: float = 30.0
+    ):
         super().__init__()
-        self.landing_uri = landing_uri
+        self.landing_uris = list(landing_uris)
         self.aws_conn_id = aws_conn_id
         self.poll_interval = poll_interval
 
@@ -34,7 +37,8 @@ class VamLandingTrigger(BaseTrigger):
         from vam.orchestration.connections import runtime
         from vam.steps.ingest import unseen_objects
 
-        return unseen_objects(runtime(aws_conn_id=self.aws_conn_id), self.landing_uri)
+        rt = runtime(aws_conn_id=self.aws_conn_id)
+        return [obj for uri in self.landing_uris for obj in unseen_objects(rt, uri)]
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         while True:
@@ -44,7 +48,7 @@ class VamLandingTrigger(BaseTrigger):
                 yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
                 return
             if found:
-                self.log.info("%d new object(s) under %s", len(found), self.landing_uri)
+                self.log.info("%d new object(s) under %s", len(found), ", ".join(self.landing_uris))
                 yield TriggerEvent({"status": "found", "objects": found})
                 return
             await asyncio.sleep(self.poll_interval)

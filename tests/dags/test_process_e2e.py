@@ -54,7 +54,8 @@ def test_s3_drop_to_ready_asset(s3_vam, airflow_db, clips, tmp_path):
     with create_session() as session:
         triggered = session.query(DagRun).filter(DagRun.dag_id == "vam_process").all()
         confs = {r.run_id: r.conf for r in triggered}
-    assert confs[f"asset__{asset_id}"] == {"source_uri": landing}
+    assert confs[f"asset__{asset_id}"]["source_uri"] == landing
+    assert confs[f"asset__{asset_id}"]["landing"] == f"s3://{s3_vam.buckets['landing']}/incoming/"
     assert not any(".part" in str(c) for c in confs.values())
 
     process = load_dag("vam_process")
@@ -64,6 +65,7 @@ def test_s3_drop_to_ready_asset(s3_vam, airflow_db, clips, tmp_path):
     rt = Runtime.from_env()
     summary = asset_summary(rt, asset_id)
     assert summary["status"] == "ready", summary
+    assert summary["landing"] == f"s3://{s3_vam.buckets['landing']}/incoming/"  # where it came from
     assert summary["source"]["width"] == 854
     assert summary["source"]["height"] == 480
     assert [r["name"] for r in summary["renditions"]] == ["480p", "360p"]

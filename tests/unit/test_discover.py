@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vam.ingest.discover import is_candidate
+from vam.ingest.landings import is_candidate
 
 
 @pytest.mark.parametrize(

@@ -1,1 +1,6 @@
-"""vam.api."""
+"""vam.api: the HTTP service (``vam serve``): one FastAPI app built by :func:`create_app`, a router
+per area (uploads: the tus 1.0 endpoint at ``/files/``; health)."""
+
+from vam.api.app import create_app
+
+__all__ = ["create_app"]

@@ -118,7 +118,7 @@ class Catalog(EnrichmentRows):
         return dict(row)
 
     def update_asset(self, asset_id: str, **fields: Any) -> None:
-        allowed = {"title", "source_meta", "profile", "hls_uri", "dash_uri"}
+        allowed = {"title", "source_meta", "profile", "hls_uri", "dash_uri", "landing_uri"}
         unknown = set(fields) - allowed
         if unknown:
             raise CatalogError(f"cannot update asset fields {sorted(unknown)}")
@@ -366,6 +366,31 @@ class Catalog(EnrichmentRows):
                 (asset_id, kind, kind),
             )
             return [dict(r) for r in cur.fetchall()]
+
+    # -- landing places ---------------------------------------------------------------------------
+
+    def observe(self, uri: str, size_bytes: int | None, etag: str | None) -> dict[str, Any]:
+        """Record that a poll saw the object at ``uri`` with this size and etag. Returns
+        ``{"polls", "stable_seconds"}``: how many polls in a row saw it like this, and for how long."""
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT INTO landing_observations AS o (uri, size_bytes, etag) VALUES (%s, %s, %s)"
+                " ON CONFLICT (uri) DO UPDATE SET"
+                " polls = CASE WHEN o.size_bytes IS NOT DISTINCT FROM EXCLUDED.size_bytes"
+                "   AND o.etag IS NOT DISTINCT FROM EXCLUDED.etag THEN o.polls + 1 ELSE 1 END,"
+                " first_seen_at = CASE WHEN o.size_bytes IS NOT DISTINCT FROM EXCLUDED.size_bytes"
+                "   AND o.etag IS NOT DISTINCT FROM EXCLUDED.etag THEN o.first_seen_at ELSE now() END,"
+                " size_bytes = EXCLUDED.size_bytes, etag = EXCLUDED.etag, last_seen_at = now()"
+                " RETURNING polls, extract(epoch FROM now() - first_seen_at) AS stable_seconds",
+                (uri, size_bytes, etag),
+            )
+            row = cur.fetchone()
+        return {"polls": int(row["polls"]), "stable_seconds": float(row["stable_seconds"])}
+
+    def forget_observation(self, uri: str) -> None:
+        with self._tx() as cur:
+            cur.execute("DELETE FROM landing_observations WHERE uri = %s", (uri,))
+
 
     # -- pinned profile versions ----------------------------------------------------------------
 

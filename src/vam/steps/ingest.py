@@ -1,48 +1,112 @@
-"""Landing places: find the new sources under a landing URI (content hash is the dedup key)."""
+"""Landing places: find the new, complete sources under each (content hash is the dedup key).
+
+The rules of a landing place (markers, the stability window for writers that upload in place) are
+in :mod:`vam.ingest.landings`.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
 from vam import storage
 from vam.catalog import asset_id_for
-from vam.ingest.discover import is_candidate
+from vam.ingest.landings import Landing, is_candidate, parse_landings
 from vam.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def unseen_objects(rt: Runtime, landing_uri: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-    """Candidate objects under the landing URI that the catalog has not seen under the same key,
+def landings(rt: Runtime) -> list[dict[str, Any]]:
+    """The configured landing places, as dicts (see :class:`vam.ingest.landings.Landing`)."""
+    return [item.to_dict() for item in parse_landings(rt.settings.landings, rt.settings.landing_uri)]
+
+
+def _landing(rt: Runtime, landing: dict[str, Any] | str | None) -> Landing:
+    if landing is None:
+        return parse_landings(rt.settings.landings, rt.settings.landing_uri)[0]
+    if isinstance(landing, str):
+        configured = {
+            item.uri: item for item in parse_landings(rt.settings.landings, rt.settings.landing_uri)
+        }
+        uri = landing if landing.endswith("/") else landing + "/"
+        return configured.get(uri) or Landing.from_dict({"uri": landing})
+    return Landing.from_dict(landing)
+
+
+def unseen_objects(
+    rt: Runtime, landing: dict[str, Any] | str | None = None, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Candidate objects under the landing place that the catalog has not seen under the same key,
     ETag and size (cheap: nothing is hashed). What a sensor waits for."""
-    landing = landing_uri or rt.settings.landing_uri
+    place = _landing(rt, landing)
     found = []
     with rt.catalog(actor="vam_ingest") as cat:
-        for obj in storage.store_for(landing).list(landing):
+        for obj in storage.store_for(place.uri).list(place.uri):
             if len(found) >= limit:
                 break
-            if is_candidate(obj.uri) and not cat.known_source(obj.uri, obj.etag, obj.size):
+            if is_candidate(obj.uri, place.marker) and not cat.known_source(obj.uri, obj.etag, obj.size):
                 found.append({"uri": obj.uri, "size_bytes": obj.size, "etag": obj.etag})
     return found
 
 
-def discover(rt: Runtime, landing_uri: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    """The new sources under the landing URI: one entry per new asset, at most ``limit``.
+def _sha256_if_size(uri: str, size: int | None) -> str | None:
+    """The object's SHA-256, or None when the bytes read are not the size listed (still written)."""
+    store = storage.store_for(uri)
+    digest = hashlib.sha256()
+    read = 0
+    with store.open_read(uri) as stream:
+        while chunk := stream.read(storage.CHUNK_SIZE):
+            digest.update(chunk)
+            read += len(chunk)
+    if size is not None and read != size:
+        return None
+    return digest.hexdigest()
 
-    Objects already seen (same key, ETag and size) are skipped; the others are hashed: bytes the
-    catalog already has are recorded as a duplicate of that asset, new bytes are returned as
-    ``{"asset_id", "source_uri", "sha256", "size_bytes"}``.
+
+def discover(
+    rt: Runtime, landing: dict[str, Any] | str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The new, complete sources under one landing place (a dict from :func:`landings`, a URI, or
+    None for the first configured): one entry per new asset, at most ``limit``.
+
+    Objects already seen (same key, ETag and size) are skipped. An object still being written is
+    left for a later poll: no marker yet when the place has one, else not yet the same size and
+    etag across the stability window, or fewer bytes read than listed. Complete objects are hashed:
+    bytes the catalog already has are recorded as a duplicate of that asset, new bytes are returned
+    as ``{"asset_id", "source_uri", "sha256", "size_bytes", "landing", "profile", "tags"}``.
     """
-    landing = landing_uri or rt.settings.landing_uri
+    place = _landing(rt, landing)
     found: dict[str, dict[str, Any]] = {}
+    listing = list(storage.store_for(place.uri).list(place.uri))
+    names = {obj.uri for obj in listing}
     with rt.catalog(actor="vam_ingest") as cat:
-        for obj in storage.store_for(landing).list(landing):
+        for obj in listing:
             if len(found) >= limit:
                 break
-            if not is_candidate(obj.uri) or cat.known_source(obj.uri, obj.etag, obj.size):
+            if not is_candidate(obj.uri, place.marker) or cat.known_source(obj.uri, obj.etag, obj.size):
                 continue
-            sha256 = storage.sha256_object(obj.uri)
+            if place.marker and obj.uri + place.marker not in names:
+                log.debug("%s: waiting for its marker %s", obj.uri, place.marker)
+                continue
+            if place.window_s > 0 or place.scheme in ("ftp", "ftps"):
+                seen = cat.observe(obj.uri, obj.size, obj.etag)
+                if not place.marker and (
+                    seen["polls"] < place.stable_polls or seen["stable_seconds"] < place.window_s
+                ):
+                    log.info(
+                        "%s: %d bytes, unchanged for %d poll(s) over %.0f s; waiting for %d over %.0f s",
+                        obj.uri, obj.size or 0, seen["polls"], seen["stable_seconds"],
+                        place.stable_polls, place.window_s,
+                    )  # fmt: skip
+                    continue
+            sha256 = _sha256_if_size(obj.uri, obj.size)
+            if sha256 is None:
+                log.info("%s changed while it was read: still being written, left for the next poll", obj.uri)
+                cat.forget_observation(obj.uri)
+                continue
+            cat.forget_observation(obj.uri)
             if cat.asset_by_sha256(sha256) is not None:
                 asset_id, _ = cat.register_asset(
                     sha256=sha256, source_uri=obj.uri, size_bytes=obj.size, etag=obj.etag
@@ -57,6 +121,27 @@ def discover(rt: Runtime, landing_uri: str | None = None, limit: int = 100) -> l
                 "source_uri": obj.uri,
                 "sha256": sha256,
                 "size_bytes": obj.size,
+                "landing": place.uri,
+                "profile": place.profile,
+                "tags": dict(place.tags),
             }
-            log.info("new source %s -> asset %s", obj.uri, asset_id)
+            log.info("new source %s -> asset %s (landing %s)", obj.uri, asset_id, place.uri)
     return list(found.values())
+
+
+def trigger_args(found: list[list[dict[str, Any]]] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One ``vam_process`` run per new asset (run id derived from the asset id, so overlapping
+    polls never start one twice), from what :func:`discover` found in each landing place."""
+    flat = [item for group in found for item in (group if isinstance(group, list) else [group])]
+    return [
+        {
+            "trigger_run_id": f"asset__{item['asset_id']}",
+            "conf": {
+                "source_uri": item["source_uri"],
+                "landing": item.get("landing") or "",
+                "profile": item.get("profile") or "",
+                "tags": item.get("tags") or {},
+            },
+        }
+        for item in flat
+    ]

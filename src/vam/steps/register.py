@@ -35,6 +35,7 @@ def register(
     profile: str | None = None,
     force: bool = False,
     run_id: str | None = None,
+    landing: str | None = None,
 ) -> dict[str, Any]:
     """Hash the source and create (or find) its asset. Same bytes, same asset.
 
@@ -57,6 +58,8 @@ def register(
         )
         if created:
             cat.record_object(uri, asset_id=asset_id, kind="source", size_bytes=info.size, sha256=sha256)
+            if landing:  # where it came from
+                cat.update_asset(asset_id, landing_uri=landing)
     result = {
         "asset_id": asset_id,
         "source_uri": uri,

@@ -34,6 +34,7 @@ def summary(rt: Runtime, asset_id: str) -> dict[str, Any]:
         "status": a["status"],
         "reason": a["reason"],
         "source_uri": a["source_uri"],
+        "landing": a.get("landing_uri"),
         "sha256": a["content_sha256"],
         "profile": a["profile"],
         "source": {k: meta.get(k) for k in SOURCE_KEYS} if meta else None,

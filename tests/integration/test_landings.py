@@ -1,0 +1,115 @@
+"""Several landing places at once, and objects still being written never ingested half-way."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from vam import storage
+from vam.errors import VamError
+from vam.ingest.landings import Landing, is_candidate, parse_landings
+from vam.runtime import Runtime
+from vam.settings import load_settings
+from vam.steps import ingest
+
+pytestmark = pytest.mark.integration
+
+
+def test_landings_setting_is_validated():
+    assert [p.uri for p in parse_landings("", "file:///in")] == ["file:///in/"]
+    places = parse_landings(
+        json.dumps([{"uri": "ftp://h/drop", "marker": ".done"}, {"uri": "gs://b/in/"}]), ""
+    )
+    assert [(p.uri, p.marker, p.window_s) for p in places] == [
+        ("ftp://h/drop/", ".done", 0.0),
+        ("gs://b/in/", None, 0),
+    ]
+    assert Landing.from_dict({"uri": "ftp://h/d/"}).window_s == 60  # in-place writers: a window by default
+    with pytest.raises(VamError, match=r"landings\[0\]: unknown keys colour"):
+        parse_landings(json.dumps([{"uri": "s3://b/", "colour": "red"}]), "")
+    with pytest.raises(VamError, match="stable_window_s"):
+        parse_landings(json.dumps([{"uri": "s3://b/", "stable_window_s": -1}]), "")
+    assert not is_candidate("ftp://h/drop/clip.mp4.done", ".done")
+    assert not is_candidate("ftp://h/drop/clip.mp4~")
+    assert not is_candidate("ftp://h/drop/clip.mp4.filepart")
+
+
+def _runtime(monkeypatch, places: list[dict]) -> Runtime:
+    monkeypatch.setenv("VAM_LANDINGS", json.dumps(places))
+    return Runtime(load_settings())
+
+
+def test_several_landing_places_with_their_own_options(vam_home, monkeypatch, tmp_path):
+    a, b = tmp_path / "partner-a", tmp_path / "partner-b"
+    for folder in (a, b):
+        folder.mkdir()
+    rt = _runtime(
+        monkeypatch,
+        [
+            {"uri": storage.to_uri(a), "profile": "multicodec", "tags": {"campaign": "spring"}},
+            {"uri": storage.to_uri(b)},
+        ],
+    )
+    (a / "one.mp4").write_bytes(b"bytes of one")
+    (b / "two.mp4").write_bytes(b"bytes of two")
+    places = ingest.landings(rt)
+    assert [p["uri"] for p in places] == [storage.to_uri(a) + "/", storage.to_uri(b) + "/"]
+    found = [ingest.discover(rt, place) for place in places]
+    assert [[Path(f["source_uri"]).name for f in group] for group in found] == [["one.mp4"], ["two.mp4"]]
+    runs = ingest.trigger_args(found)
+    assert runs[0]["conf"]["profile"] == "multicodec"
+    assert runs[0]["conf"]["tags"] == {"campaign": "spring"}
+    assert runs[0]["conf"]["landing"] == places[0]["uri"]
+    assert runs[1]["conf"]["profile"] == ""
+
+
+def _slow_writer(path: Path, bursts: int, pause: float, done: threading.Event) -> None:
+    with path.open("ab") as out:
+        for n in range(bursts):
+            out.write(bytes([n]) * 4096)
+            out.flush()
+            time.sleep(pause)
+    done.set()
+
+
+def test_a_slow_writer_is_not_ingested_until_stable(vam_home, monkeypatch, tmp_path):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    rt = _runtime(monkeypatch, [{"uri": storage.to_uri(drop), "stable_window_s": 1.5, "stable_polls": 2}])
+    place = ingest.landings(rt)[0]
+    done = threading.Event()
+    writer = threading.Thread(target=_slow_writer, args=(drop / "big.mp4", 6, 0.5, done))
+    writer.start()
+    while not done.is_set():  # pauses (0.5 s) shorter than the window: never taken while written
+        assert ingest.discover(rt, place) == []
+        time.sleep(0.3)
+    writer.join()
+    deadline = time.monotonic() + 10
+    found: list = []
+    while not found and time.monotonic() < deadline:
+        found = ingest.discover(rt, place)
+        time.sleep(0.3)
+    assert [Path(f["source_uri"]).name for f in found] == ["big.mp4"]
+    assert found[0]["sha256"] == storage.sha256_file(drop / "big.mp4")
+    assert found[0]["size_bytes"] == 6 * 4096
+
+
+def test_with_a_marker_nothing_is_taken_before_the_marker(vam_home, monkeypatch, tmp_path):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    rt = _runtime(monkeypatch, [{"uri": storage.to_uri(drop), "marker": ".done"}])
+    place = ingest.landings(rt)[0]
+    (drop / "clip.mp4").write_bytes(b"first half")
+    time.sleep(1.2)  # a long pause: without the marker convention this could look complete
+    assert ingest.discover(rt, place) == []
+    with (drop / "clip.mp4").open("ab") as out:
+        out.write(b" and second half")
+    assert ingest.discover(rt, place) == []
+    (drop / "clip.mp4.done").write_bytes(b"")
+    found = ingest.discover(rt, place)
+    assert [Path(f["source_uri"]).name for f in found] == ["clip.mp4"]
+    assert found[0]["size_bytes"] == len(b"first half and second half")
