@@ -14,6 +14,7 @@ install: $(STAMP) ## system packages (ffprobe) and .venv with every Python depen
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml scripts/install_system.sh
 	bash scripts/install_system.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	bash scripts/install_node_tools.sh
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt
 	$(BIN)/pip install -q --no-deps -e .

@@ -93,8 +93,8 @@ def _admin_password(airflow_home: Path) -> str:
 def build_env(catalog_dsn: str, s3_endpoint: str, creds: dict[str, str]) -> dict[str, str]:
     airflow_home = HOME / "airflow"
     airflow_home.mkdir(parents=True, exist_ok=True)
-    from vam.orchestration.env import jwt_secret
     from vam.catalog.dsn import create_database, with_dbname
+    from vam.orchestration.env import jwt_secret
 
     airflow_db = create_database(with_dbname(catalog_dsn, "postgres"), "vam_airflow")
     conn = {
@@ -199,6 +199,14 @@ def start() -> int:
         str(os.cpu_count() or 2),
         "vam transcode/quality slots (one per core)",
     )
+    _airflow(
+        env,
+        "pools",
+        "set",
+        "archive",
+        "1",
+        "vam archive ingest batches (bulk work never starves live ingest)",
+    )
     password = _admin_password(Path(env["AIRFLOW_HOME"]))
     for name, args in AIRFLOW_SERVICES.items():
         _spawn(name, [str(BIN / "airflow"), *args], env)
@@ -225,7 +233,6 @@ def start() -> int:
 def _wait_ready(sha: str, endpoint: str, timeout: float) -> int:
     from vam.catalog.repo import asset_id_for
     from vam.errors import CatalogError
-
     from vam.runtime import Runtime
     from vam.steps.show import summary
 

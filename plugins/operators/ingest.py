@@ -199,3 +199,102 @@ class VamLandingSensor(BaseSensorOperator):
 
             raise AirflowException(f"waiting for {self.landing_uri} failed: {event.get('message')}")
         return event["objects"]
+
+
+class VamArchivePlanOperator(VamOperator):
+    """Bulk archive ingest, first step: list ``prefix`` page by page, select with ``glob`` and the
+    modification window, and write batches of the keys not finished yet. Returns the batch URIs
+    (map :class:`VamArchiveBatchOperator` over them); the XCom ``summary`` holds ``{"job",
+    "keys_uri", "selected", "to_process", "listed"}``."""
+
+    template_fields = ("prefix", "glob", "modified_since", "modified_until", "batch_size")
+
+    def __init__(
+        self,
+        *,
+        prefix: str,
+        glob: str | None = None,
+        modified_since: str | None = None,
+        modified_until: str | None = None,
+        batch_size: int | str = 25,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.prefix = prefix
+        self.glob = glob
+        self.modified_since = modified_since
+        self.modified_until = modified_until
+        self.batch_size = batch_size
+
+    def execute(self, context: Context) -> list[str]:
+        from vam.steps.archive import plan_archive
+
+        planned = self.call(
+            context,
+            None,
+            plan_archive,
+            require(self.prefix, "prefix (the archive's URI prefix)"),
+            job=context["run_id"],
+            glob=self.glob or None,
+            modified_since=self.modified_since or None,
+            modified_until=self.modified_until or None,
+            batch_size=int(self.batch_size or 25),
+        )
+        context["ti"].xcom_push(key="summary", value={k: v for k, v in planned.items() if k != "batches"})
+        return planned["batches"]
+
+
+class VamArchiveBatchOperator(VamOperator):
+    """Process every source of one archive batch in this task (duplicates answered from the
+    catalog, one bad file never stops the batch); ``dry_run`` processes nothing. Use with
+    ``pool="archive"`` so bulk work never starves live ingest."""
+
+    template_fields = ("batch", "profile", "tags", "dry_run")
+
+    def __init__(
+        self,
+        *,
+        batch: str,
+        profile: str | None = None,
+        tags: dict | None = None,
+        dry_run: bool | str = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.batch = batch
+        self.profile = profile
+        self.tags = tags
+        self.dry_run = dry_run
+
+    def execute(self, context: Context) -> dict:
+        from vam.steps.archive import ingest_batch
+
+        return self.call(
+            context,
+            None,
+            ingest_batch,
+            self.batch,
+            job=context["run_id"],
+            profile=self.profile or None,
+            tags=self.tags or None,
+            dry_run=str(self.dry_run).lower() in ("true", "1", "yes"),
+        )
+
+
+class VamArchiveReportOperator(VamOperator):
+    """The archive ingest's report: every selected key's outcome from the catalog (ingested,
+    duplicate of which asset, rejected or failed with the reason, pending), counts and bytes per
+    outcome, extension and folder, as CSV and HTML next to the outputs; a summary in the log.
+    ``keys_uri`` defaults to the keys this run's plan selected."""
+
+    template_fields = ("keys_uri",)
+
+    def __init__(self, *, keys_uri: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+        self.keys_uri = keys_uri
+
+    def execute(self, context: Context) -> dict:
+        from vam.steps.archive import report
+
+        return self.call(context, None, report, self.keys_uri or None, job=context["run_id"])

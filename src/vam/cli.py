@@ -126,6 +126,42 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     return EXIT_READY
 
 
+def cmd_archive(args: argparse.Namespace) -> int:
+    """``vam archive ingest URI``: the vam_archive_ingest DAG, in this process."""
+    from vam.enrich.tags import parse_assignments
+    from vam.orchestration import runner
+
+    conf = {
+        "source": args.uri,
+        "glob": args.glob or "",
+        "modified_since": args.since or "",
+        "modified_until": args.until or "",
+        "profile": args.profile or "",
+        "tags": parse_assignments(args.tag) if args.tag else {},
+        "dry_run": args.dry_run,
+        "batch_size": args.batch_size,
+    }
+    run = runner.run_dag("vam_archive_ingest", conf)
+    planned = runner.task_result(run, "plan", key="summary") or {}
+    result = {
+        "run_id": run.run_id,
+        "state": str(run.state),
+        "selected": planned.get("selected"),
+        "to_process": planned.get("to_process"),
+        "report": runner.task_result(run, "report"),
+    }
+    if args.json:
+        _print_json(result)
+    else:
+        report = result["report"] or {}
+        print(f"archive ingest {args.uri}: {result['state']}; {result['selected']} objects selected")
+        for outcome, n in (report.get("counts") or {}).items():
+            print(f"  {outcome:10} {n:6}  {report['bytes'][outcome]} bytes")
+        if report:
+            print(f"  report: {report['html_uri']}")
+    return EXIT_READY if result["state"] == "success" else EXIT_ERROR
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from vam.media.sample import make_sample
 
@@ -166,6 +202,53 @@ def _print(result: dict[str, Any], as_json: bool) -> None:
             print(
                 f"    {e['at']:%Y-%m-%d %H:%M:%S} {e['kind']}{change} {json.dumps(e['detail'], default=str)}"
             )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from vam.api.server import serve
+    from vam.settings import load_settings
+
+    serve(load_settings(), host=args.host, port=args.port)
+    return EXIT_READY
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    import os
+
+    from vam.settings import load_settings
+    from vam.upload_client import upload
+
+    settings = load_settings()
+    server = args.server or settings.public_url or "http://127.0.0.1:8000"
+    tags = json.dumps(_tag_changes(args.tag)) if args.tag else None
+
+    def progress(done: int, total: int) -> None:
+        if not args.json and sys.stderr.isatty():
+            print(f"\r{done / max(total, 1):6.1%} of {total} bytes", end="", file=sys.stderr)
+
+    result = upload(
+        args.file,
+        server,
+        chunk_size_mib=args.chunk_size,
+        parallel=args.parallel,
+        title=args.title,
+        tags=tags,
+        profile=args.profile,
+        api_key=args.api_key or os.environ.get("VAM_API_KEY") or None,
+        state_path=Path(settings.home) / "upload-state.json",
+        progress=progress,
+    )
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"uploaded {args.file}: asset {result['asset_id']} at {result['source_uri']}")
+    return EXIT_READY
+
+
+def _tag_changes(assignments: list[str]) -> dict[str, Any]:
+    from vam.enrich.tags import parse_assignments
+
+    return parse_assignments(assignments)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,12 +303,43 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("profiles", help="list the encoding profiles")
     p.set_defaults(func=cmd_profiles)
 
+    p = sub.add_parser("archive", help="bulk archive ingest (the vam_archive_ingest DAG, in this process)")
+    archive = p.add_subparsers(dest="archive_command", required=True)
+    p = archive.add_parser("ingest", help="ingest every video under a prefix, then report")
+    p.add_argument("uri", help="the archive's prefix: s3://, gs://, az://, ftp:// or file://")
+    p.add_argument("--glob", help="keys to take below the prefix, e.g. '*.mxf'")
+    p.add_argument("--since", help="only objects modified since (ISO date)")
+    p.add_argument("--until", help="only objects modified until (ISO date)")
+    p.add_argument("--profile", help="encoding profile")
+    p.add_argument("--tag", action="append", default=[], help="key=value tag for every asset (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="list and report only")
+    p.add_argument("--batch-size", type=int, default=25, help="sources per mapped task")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_archive)
+
     p = sub.add_parser("sample", help="write a generated sample clip (test pattern, tone)")
     p.add_argument("output")
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=720)
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("serve", help="run the HTTP service (tus uploads at /files/, OpenAPI at /docs)")
+    p.add_argument("--host", default="127.0.0.1", help="the one address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("upload", help="upload a file resumably to `vam serve` (tus); run again to resume")
+    p.add_argument("file")
+    p.add_argument("--server", help="the service's address (default: public_url, else http://127.0.0.1:8000)")
+    p.add_argument("--chunk-size", type=float, default=8, help="MiB per request (default 8)")
+    p.add_argument("--parallel", type=int, default=1, help="ranges uploaded at once, then concatenated")
+    p.add_argument("--title", help="title for the catalog")
+    p.add_argument("--profile", help="encoding profile")
+    p.add_argument("--tag", action="append", default=[], help="key=value tag (repeatable)")
+    p.add_argument("--api-key", help="the service's API key (default: $VAM_API_KEY)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_upload)
     return parser
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
-
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from vam.api import errors, health, uploads
 from vam.runtime import Runtime
@@ -26,22 +24,3 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(uploads.router)
     return app
-
-
-def require_api_key(request: Request) -> None:
-    """A dependency: with keys configured, ``X-Api-Key: KEY`` or ``Authorization: Bearer KEY``."""
-    keys: list[str] = request.app.state.api_keys
-    if not keys:
-        return
-    given = request.headers.get("x-api-key")
-    if given is None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        given = token.strip() if scheme.lower() == "bearer" else None
-    if given and any(secrets.compare_digest(given, k) for k in keys):
-        return
-    raise errors.ApiError(
-        401,
-        "unauthorized",
-        "an API key is required: send X-Api-Key: KEY or Authorization: Bearer KEY",
-        {"WWW-Authenticate": "Bearer"},
-    )

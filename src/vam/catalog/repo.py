@@ -391,7 +391,6 @@ class Catalog(EnrichmentRows):
         with self._tx() as cur:
             cur.execute("DELETE FROM landing_observations WHERE uri = %s", (uri,))
 
-
     # -- pinned profile versions ----------------------------------------------------------------
 
     def pin_profile(self, key: str, name: str, version: str, definition: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ import datetime as dt
 import ipaddress
 import logging
 import secrets
+import signal
 import socket
 import tempfile
 import threading
@@ -120,6 +121,7 @@ class FTPDevServer:
     tls: bool = False
     ca_file: Path | None = None
     received: list[str] = field(default_factory=list)  # local paths of completed uploads, in order
+    connections: int = 0  # control connections accepted so far
     _server: Any = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -143,7 +145,9 @@ class FTPDevServer:
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
-                raise StorageError(f"the FTP server on {self.host}:{self.port} did not stop in {timeout:.0f} s")
+                raise StorageError(
+                    f"the FTP server on {self.host}:{self.port} did not stop in {timeout:.0f} s"
+                )
             self._thread = None
 
     def __enter__(self) -> FTPDevServer:
@@ -161,6 +165,9 @@ def _handler_class(
     mlsd: bool,
     passive_ports: Iterable[int] | None,
     on_file_received: Callable[[str], None],
+    on_connect: Callable[[], None],
+    auth_failed_delay: float,
+    send_limit: int,
 ) -> type:
     """A handler class of its own for one server (pyftpdlib keeps settings in class attributes)."""
     from pyftpdlib import handlers
@@ -179,6 +186,9 @@ def _handler_class(
     def _received(self: Any, file: str) -> None:
         on_file_received(file)
 
+    def _connected(self: Any) -> None:
+        on_connect()
+
     attrs: dict[str, Any] = {
         "proto_cmds": commands,
         "passive_ports": list(passive_ports) if passive_ports is not None else None,
@@ -186,7 +196,15 @@ def _handler_class(
         "timeout": 300,
         "banner": "vam development FTP server ready.",
         "on_file_received": _received,
+        "on_connect": _connected,
+        "auth_failed_timeout": auth_failed_delay,
     }
+    if send_limit:
+        if tls:
+            raise StorageError("send_limit (throttled downloads) is for the plain FTP server only")
+        attrs["dtp_handler"] = type(
+            "VamDevThrottledDTP", (handlers.ThrottledDTPHandler,), {"write_limit": send_limit}
+        )
     if tls:
         attrs.update(
             certfile=str(cert),
@@ -210,26 +228,38 @@ def start_ftp_server(
     mlsd: bool = True,
     perm: str = "elradfmwMT",
     quiet: bool = True,
+    auth_failed_delay: float = 0.1,
+    send_limit: int = 0,
 ) -> FTPDevServer:
     """Serve ``root`` (created if missing) on 127.0.0.1 as the home of ``user`` from a background
     thread. ``port=0`` picks a free port; ``password`` None makes a random one. With ``tls=True``
     the server requires explicit TLS on control and data channels, with a self-signed certificate
     written to ``cert_dir`` (default: a new temporary directory). ``mlsd=False`` drops MLSD/MLST, as
     old servers do. ``passive_ports`` limits passive data ports (default: any free port). ``quiet``
-    keeps pyftpdlib's per-command log lines out (its logger at WARNING)."""
+    keeps pyftpdlib's per-command log lines out (its logger at WARNING). A failed login is answered
+    after ``auth_failed_delay`` seconds (pyftpdlib's default is 3). ``send_limit`` (bytes/s, plain
+    FTP only) throttles downloads, e.g. to interrupt one in a test."""
     from pyftpdlib.authorizers import DummyAuthorizer
     from pyftpdlib.ioloop import IOLoop
     from pyftpdlib.servers import FTPServer
 
-    if quiet:
-        logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
+    ftpd_log = logging.getLogger("pyftpdlib")
+    if not ftpd_log.handlers:
+        # pyftpdlib's IO loop "configures logging" when the pyftpdlib logger has no handler: its own
+        # stderr handler, and process-wide changes (no thread names or line numbers in any record).
+        ftpd_log.addHandler(logging.NullHandler())
+    ftpd_log.setLevel(logging.WARNING if quiet else logging.INFO)
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     password = password if password is not None else secrets.token_urlsafe(16)
     cert = key = None
     if tls:
-        cert, key = make_self_signed_cert(Path(cert_dir) if cert_dir else Path(tempfile.mkdtemp(prefix="vam-ftps-")))
-    handle = FTPDevServer(host=LOOPBACK, port=0, user=user, password=password, root=root, tls=tls, ca_file=cert)
+        cert, key = make_self_signed_cert(
+            Path(cert_dir) if cert_dir else Path(tempfile.mkdtemp(prefix="vam-ftps-"))
+        )
+    handle = FTPDevServer(
+        host=LOOPBACK, port=0, user=user, password=password, root=root, tls=tls, ca_file=cert
+    )
     handler = _handler_class(
         tls=tls,
         cert=cert,
@@ -237,6 +267,9 @@ def start_ftp_server(
         mlsd=mlsd,
         passive_ports=passive_ports,
         on_file_received=handle.received.append,
+        on_connect=lambda: setattr(handle, "connections", handle.connections + 1),
+        auth_failed_delay=auth_failed_delay,
+        send_limit=send_limit,
     )
     authorizer = DummyAuthorizer()
     authorizer.add_user(user, password, str(root), perm=perm)
@@ -275,7 +308,9 @@ def _wait_listening(host: str, port: int, timeout: float = 10.0) -> None:
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise StorageError(f"the FTP server on {host}:{port} did not answer in {timeout:.0f} s") from None
+                raise StorageError(
+                    f"the FTP server on {host}:{port} did not answer in {timeout:.0f} s"
+                ) from None
             time.sleep(0.02)
 
 
@@ -312,9 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"export VAM_FTP_USER={server.user} VAM_FTP_PASSWORD={server.password}")
     if server.ca_file:
         print(f"export VAM_FTP_CA_FILE={server.ca_file}")
+    signal.signal(signal.SIGTERM, lambda *_: server._stop.set())  # stop cleanly on SIGTERM too
     try:
         while server.running:
-            time.sleep(0.5)
+            time.sleep(0.2)
     except KeyboardInterrupt:
         pass
     finally:

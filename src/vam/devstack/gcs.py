@@ -138,21 +138,38 @@ class FakeGcsServer:
 
 
 def start_fake_gcs(
-    *, port: int | None = None, log_path: Path | None = None, timeout: float = 20.0
+    *,
+    port: int | None = None,
+    log_path: Path | None = None,
+    preload_dir: Path | None = None,
+    filesystem_root: Path | None = None,
+    timeout: float = 20.0,
 ) -> FakeGcsServer:
     """Start fake-gcs-server on 127.0.0.1:``port`` (a free port when None), in-memory, plain HTTP,
-    and wait until its JSON API answers."""
+    and wait until its JSON API answers. With ``preload_dir``, every subdirectory becomes a bucket
+    holding its files (object name = path below the subdirectory), loaded at start. With
+    ``filesystem_root`` the objects live in that directory (the filesystem backend) instead of in
+    memory; the memory backend's inserts slow down as a bucket grows (O(n) each), the filesystem
+    backend's do not."""
     attempts = 1 if port is not None else 3
     for attempt in range(1, attempts + 1):
         chosen = port if port is not None else free_port()
-        server = _launch(chosen, log_path, timeout)
+        server = _launch(chosen, log_path, preload_dir, filesystem_root, timeout)
         if server is not None:
             return server
-        log.warning("fake-gcs-server exited early (attempt %s of %s); retrying on another port", attempt, attempts)
+        log.warning(
+            "fake-gcs-server exited early (attempt %s of %s); retrying on another port", attempt, attempts
+        )
     raise StorageError(f"fake-gcs-server could not start after {attempts} attempts")
 
 
-def _launch(port: int, log_path: Path | None, timeout: float) -> FakeGcsServer | None:
+def _launch(
+    port: int,
+    log_path: Path | None,
+    preload_dir: Path | None,
+    filesystem_root: Path | None,
+    timeout: float,
+) -> FakeGcsServer | None:
     endpoint = f"http://{LOOPBACK}:{port}"
     argv = [
         find_fake_gcs_server(),
@@ -171,6 +188,11 @@ def _launch(port: int, log_path: Path | None, timeout: float) -> FakeGcsServer |
         "-log-level",
         "warn",
     ]
+    if preload_dir is not None:
+        argv += ["-data", str(preload_dir)]
+    if filesystem_root is not None:
+        backend = argv.index("-backend") + 1
+        argv[backend : backend + 1] = ["filesystem", "-filesystem-root", str(filesystem_root)]
     if log_path is None:
         log_path = Path(tempfile.gettempdir()) / f"vam-fake-gcs-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -180,7 +202,9 @@ def _launch(port: int, log_path: Path | None, timeout: float) -> FakeGcsServer |
         process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
         )
-    server = FakeGcsServer(endpoint_url=endpoint, port=port, pid=process.pid, log_path=log_path, _process=process)
+    server = FakeGcsServer(
+        endpoint_url=endpoint, port=port, pid=process.pid, log_path=log_path, _process=process
+    )
     deadline = started + timeout
     while not _answers(endpoint):
         code = process.poll()

@@ -72,7 +72,7 @@ class TusError(VamError):
 
 
 def not_found(upload_id: str) -> TusError:
-    return TusError(404, "not_found", f"no upload {upload_id} (never created, or cleaned up after it expired)")
+    return TusError(404, "not_found", f"no upload {upload_id} (never created, or expired and cleaned up)")
 
 
 # -- state ------------------------------------------------------------------------------------------
@@ -140,7 +140,9 @@ def parse_checksum(header: str | None) -> tuple[str, bytes] | None:
     alg = alg.lower()
     if alg not in CHECKSUMS:
         raise TusError(
-            400, "bad_checksum_algorithm", f"Upload-Checksum algorithm {alg!r} is not one of {', '.join(CHECKSUMS)}"
+            400,
+            "bad_checksum_algorithm",
+            f"Upload-Checksum algorithm {alg!r} is not one of {', '.join(CHECKSUMS)}",
         )
     try:
         return alg, base64.b64decode(value.strip(), validate=True)
@@ -166,6 +168,12 @@ class Writer:
         self.hasher = CHECKSUMS[checksum[0]]() if checksum else None
         self.received = 0
         self.limit = store.limit_for(upload)
+        # the SHA-256 of the whole upload, kept while this process sees every byte of it in order
+        running = store._sha256.get(upload.id)
+        if running is not None and running[0] == upload.offset:
+            self.sha256: Any = running[1].copy()
+        else:
+            self.sha256 = hashlib.sha256() if upload.offset == 0 else None
         self._file, self._path = store._backend.open_writer(store, upload)
 
     def write(self, data: bytes) -> None:
@@ -177,6 +185,8 @@ class Writer:
             )
         if self.hasher is not None:
             self.hasher.update(data)
+        if self.sha256 is not None:
+            self.sha256.update(data)
         self._file.write(data)
         self.received += len(data)
 
@@ -202,9 +212,12 @@ class Writer:
                     " Upload-Checksum; the chunk was discarded, send it again",
                 )
         self._file.flush()
-        os.fsync(self._file.fileno())
+        if self.store.local_dir is not None:  # the part file is the upload (an S3 spool is not)
+            os.fsync(self._file.fileno())
         self._file.close()
         upload = self.store._backend.commit(self.store, self.upload, self._path, self.received)
+        if self.sha256 is not None:
+            self.store._sha256[upload.id] = (upload.offset, self.sha256)
         return upload
 
 
@@ -336,7 +349,12 @@ class _S3Backend:
         f.seek(start)
         body = _Slice(f, n)
         resp = self.client().upload_part(
-            Bucket=bucket, Key=key, UploadId=upload.s3_upload_id, PartNumber=number, Body=body, ContentLength=n
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload.s3_upload_id,
+            PartNumber=number,
+            Body=body,
+            ContentLength=n,
         )
         upload.s3_parts.append({"n": number, "etag": resp["ETag"], "size": n})
 
@@ -490,6 +508,18 @@ class TusStore:
         self.lock_dir.mkdir(parents=True, exist_ok=True)
         self.spool_dir = Path(spool_dir) if spool_dir else base / "spool"
         self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self._sha256: dict[str, tuple[int, Any]] = {}  # upload id -> (offset, running SHA-256)
+
+    def sha256(self, upload: Upload) -> str | None:
+        """The hex SHA-256 of a complete upload when this process received all of it, else None
+        (the caller then reads the landed object back)."""
+        running = self._sha256.get(upload.id)
+        if running is None or upload.length is None or running[0] != upload.length:
+            return None
+        return running[1].hexdigest()
+
+    def forget(self, upload_id: str) -> None:
+        self._sha256.pop(upload_id, None)
 
     # -- addressing ----------------------------------------------------------------------------
 
@@ -565,7 +595,9 @@ class TusStore:
             raise TusError(400, "bad_length", "Upload-Length must be a non-negative integer")
         if self.max_bytes and length > self.max_bytes:
             raise TusError(
-                413, "too_large", f"Upload-Length {length} is over this server's limit of {self.max_bytes} bytes"
+                413,
+                "too_large",
+                f"Upload-Length {length} is over this server's limit of {self.max_bytes} bytes",
             )
 
     def create(
@@ -618,15 +650,19 @@ class TusStore:
 
     def writer(self, upload: Upload, offset: int, checksum: tuple[str, bytes] | None = None) -> Writer:
         """Start writing at ``offset`` (must be the recorded offset: 409 otherwise)."""
+        self.check_write(upload, offset)
+        return Writer(self, upload, checksum)
+
+    def check_write(self, upload: Upload, offset: int) -> None:
+        """403 when the upload takes no more bytes, 409 when ``offset`` is not its offset."""
         if upload.state != "open" or upload.concat == "final":
             raise TusError(403, "finished", f"upload {upload.id} is finished; it takes no more bytes")
         if offset != upload.offset:
             raise TusError(
                 409,
                 "offset_mismatch",
-                f"Upload-Offset {offset} is not the upload's offset {upload.offset}: ask with HEAD and resume",
+                f"Upload-Offset {offset} is not the upload's offset {upload.offset}: HEAD it and resume",
             )
-        return Writer(self, upload, checksum)
 
     def set_length(self, upload: Upload, length: int) -> None:
         """Set a deferred length (once)."""
@@ -657,6 +693,7 @@ class TusStore:
     def terminate(self, upload: Upload) -> None:
         """Delete the upload's data; its state stays as a tombstone (410) until cleanup."""
         self._backend.delete(self, upload)
+        self.forget(upload.id)
         upload.state = "terminated"
         upload.expires_at = time.time() + self.expiration_seconds
         self.save(upload)

@@ -31,8 +31,8 @@ def load_dag(dag_id: str):
     return getattr(module, f"{dag_id}_dag")
 
 
-def task_result(dag_run, task_id: str, map_index: int = -1):
-    """What ``task_id`` returned in ``dag_run`` (its ``return_value`` XCom), or None."""
+def task_result(dag_run, task_id: str, map_index: int = -1, key: str = "return_value"):
+    """What ``task_id`` returned in ``dag_run`` (its ``return_value`` XCom, or ``key``), or None."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
@@ -41,7 +41,7 @@ def task_result(dag_run, task_id: str, map_index: int = -1):
             run_id=dag_run.run_id,
             dag_ids=dag_run.dag_id,
             task_ids=task_id,
-            key="return_value",
+            key=key,
             map_indexes=map_index,
         )
         row = session.scalars(query).first()

@@ -95,6 +95,8 @@ def _claim(rt: Runtime, asset_id: str, run_id: str, *, force: bool) -> bool:
     while True:
         with rt.catalog() as cat:
             holder = cat.claim_run(asset_id, run_id, lease_seconds=LEASE_SECONDS, force=force)
+            if holder is not None and _same_flow_restarted(holder, run_id):
+                holder = cat.claim_run(asset_id, run_id, lease_seconds=LEASE_SECONDS, force=True)
         if holder is None:
             return waited
         if time.monotonic() > deadline:
@@ -107,6 +109,13 @@ def _claim(rt: Runtime, asset_id: str, run_id: str, *, force: bool) -> bool:
             log.info("asset %s is being processed by run %s: waiting for its outcome", asset_id, holder)
         waited = True
         time.sleep(POLL_SECONDS)
+
+
+def _same_flow_restarted(holder: str, run_id: str) -> bool:
+    """Flows that run one at a time (the archive ingest: ``archive:<run>``) take over what an
+    earlier, killed run of theirs still holds: that run is gone."""
+    flow, sep, _ = run_id.partition(":")
+    return bool(sep) and flow == "archive" and holder.startswith(flow + ":") and holder != run_id
 
 
 def _settled(rt: Runtime, asset: dict[str, Any], profile: str | None) -> bool:

@@ -14,6 +14,7 @@ sidecar beside it, written first). Then:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -38,6 +39,8 @@ def tus_store(rt: Runtime) -> TusStore:
         expiration_seconds=s.upload_expiration_seconds,
         max_bytes=s.upload_max_bytes,
         spool_dir=rt.work("uploads-spool"),
+        # locks beside the uploads on file://; on s3:// in the work dir (one host)
+        lock_dir=None if s.upload_uri.startswith("file://") else rt.work("upload-locks"),
     )
 
 
@@ -90,13 +93,15 @@ def finish(rt: Runtime, store: TusStore, upload: Upload) -> dict[str, Any]:
     target = store.target_uri(upload)
     if tags:
         sidecar = target.rsplit("/", 1)[0] + "/" + _stem(target.rsplit("/", 1)[1]) + ".json"
-        storage.store_for(sidecar).put_bytes(json.dumps(tags).encode(), sidecar, content_type="application/json")
+        storage.store_for(sidecar).put_bytes(
+            json.dumps(tags).encode(), sidecar, content_type="application/json"
+        )
     landed = store.land(upload)
     log.info("upload %s landed at %s", upload.id, landed)
     if rt.settings.airflow_api_url:
-        result = _register_and_start(rt, landed, upload, tags)
+        result = _register_and_start(rt, store, landed, upload, tags)
     else:
-        sha256 = storage.sha256_object(landed)
+        sha256 = store.sha256(upload) or storage.sha256_object(landed)
         result = {
             "asset_id": asset_id_for(sha256),
             "source_uri": landed,
@@ -105,6 +110,7 @@ def finish(rt: Runtime, store: TusStore, upload: Upload) -> dict[str, Any]:
         }
     upload.result = result
     store.save(upload)
+    store.forget(upload.id)
     return result
 
 
@@ -112,19 +118,42 @@ def _stem(name: str) -> str:
     return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
 
 
-def _register_and_start(rt: Runtime, uri: str, upload: Upload, tags: dict[str, Any]) -> dict[str, Any]:
+def _register_and_start(
+    rt: Runtime, store: TusStore, uri: str, upload: Upload, tags: dict[str, Any]
+) -> dict[str, Any]:
     from vam.steps.register import register
 
     meta = upload.metadata
     run_id = f"upload-{upload.id}"
-    reg = register(rt, uri, title=meta.get("title") or meta.get("filename"), tags=tags, profile=meta.get("profile"), run_id=run_id)
+    title = meta.get("title") or meta.get("filename")
+    # never keep the client waiting for another run of the same bytes: ask once
+    quick = dataclasses.replace(rt, settings=dataclasses.replace(rt.settings, run_wait_seconds=0))
+    quick.__dict__.update({k: v for k, v in rt.__dict__.items() if k in ("dsn", "taxonomy")})  # cached
+    try:
+        reg = register(quick, uri, title=title, tags=tags, profile=meta.get("profile"), run_id=run_id)
+    except VamError as exc:
+        sha256 = store.sha256(upload) or storage.sha256_object(uri)
+        log.info("upload %s: %s", upload.id, exc)
+        reason = str(exc)
+        return {
+            "asset_id": asset_id_for(sha256),
+            "source_uri": uri,
+            "sha256": sha256,
+            "run": None,
+            "reason": reason,
+        }
     asset_id = reg["asset_id"]
     with rt.catalog() as cat:
         cat.release_run(asset_id, run_id)  # the vam_process run holds the asset, not the service
     result = {"asset_id": asset_id, "source_uri": uri, "sha256": reg["sha256"], "status": reg["status"]}
     if not reg["process"]:
         return {**result, "run": None, "reason": reg.get("reason")}
-    conf = {"source_uri": uri, "title": meta.get("title") or "", "profile": meta.get("profile") or "", "tags": tags}
+    conf = {
+        "source_uri": uri,
+        "title": meta.get("title") or "",
+        "profile": meta.get("profile") or "",
+        "tags": tags,
+    }
     dag_run_id = f"asset__{asset_id}"
     try:
         start_run(rt.settings, dag_run_id, conf)
@@ -134,7 +163,9 @@ def _register_and_start(rt: Runtime, uri: str, upload: Upload, tags: dict[str, A
         return {**result, "run": None, "reason": f"starting the run failed: {exc}"}
 
 
-def start_run(settings: Any, dag_run_id: str, conf: dict[str, Any], *, timeout: float = 30.0) -> dict[str, Any]:
+def start_run(
+    settings: Any, dag_run_id: str, conf: dict[str, Any], *, timeout: float = 30.0
+) -> dict[str, Any]:
     """Start a ``vam_process`` run through Airflow 3's REST API (simple auth manager: a JWT from
     ``POST /auth/token``). A run that already exists (409) counts as started."""
     import httpx
@@ -165,7 +196,9 @@ def start_run(settings: Any, dag_run_id: str, conf: dict[str, Any], *, timeout: 
         log.info("run %s already exists", dag_run_id)
         return {"dag_run_id": dag_run_id, "existing": True}
     if resp.status_code not in (200, 201):
-        raise VamError(f"Airflow refused to start {PROCESS_DAG} run {dag_run_id}: {resp.status_code} {resp.text[:300]}")
+        raise VamError(
+            f"Airflow refused to start {PROCESS_DAG} run {dag_run_id}: {resp.status_code} {resp.text[:300]}"
+        )
     log.info("started %s run %s", PROCESS_DAG, dag_run_id)
     return resp.json()
 

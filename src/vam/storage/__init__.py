@@ -5,7 +5,9 @@
 one built on first use for the endpoint and region given to ``set_s3_defaults`` (the runtime
 passes vam's settings down once) and credentials
 from ``VAM_S3_ACCESS_KEY``/``VAM_S3_SECRET_KEY`` or boto3's standard chain (``AWS_*`` variables).
-Other backends (gs, ftp) plug in with ``register_scheme``.
+``gs://`` and ``az://`` build default clients on first use (``STORAGE_EMULATOR_HOST`` or Application
+Default Credentials; ``AZURE_STORAGE_CONNECTION_STRING``) unless ``configure_store`` installed one.
+Other backends (ftp) plug in with ``register_scheme``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "ObjectInfo",
     "ObjectStore",
     "configure",
+    "configure_store",
     "set_s3_defaults",
     "copy_verified",
     "delete_prefix",
@@ -80,6 +83,45 @@ def register_scheme(scheme: str, factory: Callable[[], ObjectStore]) -> None:
 
 register_scheme("file", FileStore)
 register_scheme("s3", _default_s3_store)
+
+
+def _default_gs_store() -> ObjectStore:
+    from vam.storage.gs import GCSStore, make_gcs_client
+
+    return GCSStore(make_gcs_client())  # STORAGE_EMULATOR_HOST, else Application Default Credentials
+
+
+def _default_az_store() -> ObjectStore:
+    from vam.storage.az import AzureStore, make_azure_client
+
+    return AzureStore(make_azure_client())  # AZURE_STORAGE_CONNECTION_STRING
+
+
+register_scheme("gs", _default_gs_store)
+register_scheme("az", _default_az_store)
+
+
+def configure_store(scheme: str, store: ObjectStore | None) -> None:
+    """Serve ``scheme://`` URIs with ``store`` (e.g. ``GCSStore(client)`` built from an Airflow
+    connection) from now on. With None, forget the current store: the next use builds the default."""
+    scheme = scheme.lower()
+    with _lock:
+        if scheme not in _factories:
+            raise StorageError(f"unknown URI scheme {scheme!r}; register it with register_scheme first")
+        if store is None:
+            _stores.pop(scheme, None)
+        else:
+            _stores[scheme] = store
+
+
+def _ftp_store() -> ObjectStore:
+    from vam.storage.ftp import default_store  # one FTPStore for ftp:// and ftps://, every host
+
+    return default_store()
+
+
+register_scheme("ftp", _ftp_store)
+register_scheme("ftps", _ftp_store)
 
 
 def set_s3_defaults(endpoint_url: str | None, region: str | None) -> None:

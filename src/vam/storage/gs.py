@@ -39,7 +39,15 @@ DEFAULT_CHUNK_SIZE = 16 * MIB  # a multiple of 256 KiB, as GCS requires for resu
 READ_CHUNK_SIZE = 8 * MIB
 EMULATOR_PROJECT = "vam-local"
 STORAGE_CLASSES = frozenset(
-    {"STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE", "MULTI_REGIONAL", "REGIONAL", "DURABLE_REDUCED_AVAILABILITY"}
+    {
+        "STANDARD",
+        "NEARLINE",
+        "COLDLINE",
+        "ARCHIVE",
+        "MULTI_REGIONAL",
+        "REGIONAL",
+        "DURABLE_REDUCED_AVAILABILITY",
+    }
 )
 _ERRORS: tuple[type[BaseException], ...] = (
     gexc.GoogleAPIError,
@@ -195,6 +203,7 @@ class GCSStore(ObjectStore):
         page_size: int = 1000,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         resumable_threshold: int = RESUMABLE_THRESHOLD,
+        read_chunk_size: int = READ_CHUNK_SIZE,
     ):
         if chunk_size % (256 * 1024):
             raise StorageError(f"GCS chunk_size must be a multiple of 256 KiB, not {chunk_size}")
@@ -202,6 +211,7 @@ class GCSStore(ObjectStore):
         self.page_size = page_size
         self.chunk_size = chunk_size
         self.resumable_threshold = resumable_threshold
+        self.read_chunk_size = read_chunk_size
 
     def _blob(self, bucket: str, key: str, **kwargs: Any) -> Any:
         return self.client.bucket(bucket).blob(key, **kwargs)
@@ -275,13 +285,17 @@ class GCSStore(ObjectStore):
             raise StorageError(f"cannot upload {src} to {uri}: {src} is not a file")
         storage_class = normalize_storage_class(storage_class)
         size = src.stat().st_size
-        blob = self._blob(bucket, key, chunk_size=self.chunk_size if size > self.resumable_threshold else None)
+        resumable = size > self.resumable_threshold
+        blob = self._blob(bucket, key, chunk_size=self.chunk_size if resumable else None)
         if storage_class:
             blob.storage_class = storage_class  # sent in the upload's object metadata
         content_type = content_type or mimetypes.guess_type(uri)[0] or "application/octet-stream"
         try:
             with src.open("rb") as stream:
-                blob.upload_from_file(stream, size=size, content_type=content_type, checksum="crc32c")
+                # size=None: the library then always takes the resumable path, chunk_size at a time
+                blob.upload_from_file(
+                    stream, size=None if resumable else size, content_type=content_type, checksum="crc32c"
+                )
         except _ERRORS as exc:
             raise self._missing_or(exc, "upload to", uri) from exc
         log.debug("uploaded %s (%s bytes) to %s", src, size, uri)
@@ -302,7 +316,8 @@ class GCSStore(ObjectStore):
             return stream.read()
 
     def open_read(self, uri: str) -> BinaryIO:
-        """A buffered stream of ranged GETs (``READ_CHUNK_SIZE`` each) pinned to the current generation."""
+        """A buffered stream of ranged GETs (``read_chunk_size`` bytes each), pinned to the current
+        generation (an overwrite meanwhile makes the read fail rather than mix versions)."""
         blob = self._reload(uri)
         pinned = self._blob(blob.bucket.name, blob.name, generation=blob.generation)
 
@@ -312,8 +327,8 @@ class GCSStore(ObjectStore):
             except _ERRORS as exc:
                 raise _storage_error(exc, "read", uri) from exc
 
-        raw = RangeReader(int(blob.size or 0), fetch)
-        return io.BufferedReader(raw, buffer_size=READ_CHUNK_SIZE)  # type: ignore[return-value]
+        raw = RangeReader(int(blob.size or 0), fetch, self.read_chunk_size)
+        return io.BufferedReader(raw, buffer_size=self.read_chunk_size)  # type: ignore[return-value]
 
     def list(self, prefix_uri: str) -> Iterator[ObjectInfo]:
         bucket, prefix = split_gs_uri(prefix_uri)
@@ -324,6 +339,10 @@ class GCSStore(ObjectStore):
                     if blob.name.endswith("/"):
                         continue  # a "folder" placeholder, not an object
                     yield self._info(f"gs://{bucket}/{blob.name}", blob)
+        except gexc.NotFound as exc:
+            raise StorageError(
+                f"cannot list {prefix_uri}: bucket {bucket!r} does not exist; create it first"
+            ) from exc
         except _ERRORS as exc:
             raise _storage_error(exc, "list", prefix_uri) from exc
 
