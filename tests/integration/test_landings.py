@@ -113,3 +113,72 @@ def test_with_a_marker_nothing_is_taken_before_the_marker(vam_home, monkeypatch,
     found = ingest.discover(rt, place)
     assert [Path(f["source_uri"]).name for f in found] == ["clip.mp4"]
     assert found[0]["size_bytes"] == len(b"first half and second half")
+
+
+@pytest.fixture
+def ftp_drop(tmp_path):
+    """A partner's FTP server (pyftpdlib on 127.0.0.1) with credentials registered the way an
+    Airflow connection registers them."""
+    from vam.devstack.ftp import start_ftp_server
+    from vam.storage import ftp
+
+    server = start_ftp_server(tmp_path / "ftp-root")
+    (server.root / "drop").mkdir()
+    ftp.add_credentials(server.host, server.port, server.user, server.password)
+    yield server
+    ftp.default_store().remove_credentials(server.host, server.port)
+    server.stop()
+
+
+class _SlowFile:
+    """A file-like source for STOR that sends ``bursts`` blocks with a pause before each."""
+
+    def __init__(self, bursts: int, pause: float) -> None:
+        self.left, self.pause = bursts, pause
+
+    def read(self, _size: int = -1) -> bytes:
+        if self.left == 0:
+            return b""
+        time.sleep(self.pause)
+        self.left -= 1
+        return bytes([self.left]) * 8192
+
+
+def _partner_uploads(server, name: str, bursts: int, pause: float, done: threading.Event) -> None:
+    import ftplib
+
+    with ftplib.FTP() as conn:
+        conn.connect(server.host, server.port)
+        conn.login(server.user, server.password)
+        conn.storbinary(f"STOR drop/{name}", _SlowFile(bursts, pause), blocksize=8192)
+    done.set()
+
+
+@pytest.mark.parametrize("marker", [None, ".done"], ids=["stable-window", "marker"])
+def test_a_slow_ftp_upload_is_not_ingested_until_complete(vam_home, monkeypatch, ftp_drop, marker):
+    place_options = {"uri": ftp_drop.uri("drop/"), "stable_window_s": 2, "stable_polls": 2}
+    if marker:
+        place_options["marker"] = marker
+    rt = _runtime(monkeypatch, [place_options])
+    place = ingest.landings(rt)[0]
+    done = threading.Event()
+    writer = threading.Thread(target=_partner_uploads, args=(ftp_drop, "show.mp4", 8, 0.6, done))
+    writer.start()
+    while not done.is_set():  # pauses (0.6 s) shorter than the window: never taken while written
+        assert ingest.discover(rt, place) == []
+        time.sleep(0.4)
+    writer.join()
+    if marker:  # complete, but the partner has not said so yet
+        time.sleep(2.5)
+        assert ingest.discover(rt, place) == []
+        (ftp_drop.root / "drop" / f"show.mp4{marker}").write_bytes(b"")
+    deadline = time.monotonic() + 15
+    found: list = []
+    while not found and time.monotonic() < deadline:
+        found = ingest.discover(rt, place)
+        time.sleep(0.5)
+    assert [f["source_uri"].rsplit("/", 1)[1] for f in found] == ["show.mp4"]
+    assert found[0]["size_bytes"] == 8 * 8192
+    assert found[0]["sha256"] == storage.sha256_file(ftp_drop.root / "drop" / "show.mp4")
+    assert ftp_drop.password not in found[0]["source_uri"]  # credentials never land in the catalog
+    assert (ftp_drop.root / "drop" / "show.mp4").exists()  # the partner's file is never deleted

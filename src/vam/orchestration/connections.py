@@ -1,8 +1,16 @@
 """Airflow connections -> storage clients -> the runtime of a task.
 
-S3 credentials come from the Airflow connection named by the operator's ``aws_conn_id`` (default
-``aws_default``; ``endpoint_url`` in its extra for S3-compatible stores) when it exists, else from
-vam's settings and the standard ``AWS_*`` variables. Never from code.
+Credentials come from Airflow connections when they exist, else from the standard variables of
+each client; never from code:
+
+- S3: the connection named by the operator's ``aws_conn_id`` (default ``aws_default``;
+  ``endpoint_url`` in its extra for S3-compatible stores), else ``VAM_S3_*`` / ``AWS_*``;
+- FTP/FTPS: ``ftp_conn_id`` (default ``ftp_default``: host, port, login, password; extra
+  ``{"tls": true}`` for explicit FTPS), else the URI's user, ``VAM_FTP_USER`` / ``VAM_FTP_PASSWORD``;
+- GCS: ``gcp_conn_id`` (default ``google_cloud_default``: extra ``keyfile_dict`` or ``key_path``),
+  else Application Default Credentials (``STORAGE_EMULATOR_HOST`` honoured);
+- Azure Blob: ``azure_conn_id`` (default ``wasb_default``: extra ``connection_string``, or login =
+  account name and password = key), else ``AZURE_STORAGE_CONNECTION_STRING``.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ def runtime(*, aws_conn_id: str | None = None) -> Runtime:
             rt = Runtime(settings)
             client = s3_client_from_connection(conn_id)
             storage.configure(s3_client=client)
+            _configure_other_stores(settings)
             _cache.clear()  # one configuration of the storage clients at a time
             _cache[key] = rt
         return rt
@@ -54,3 +63,32 @@ def s3_client_from_connection(conn_id: str):
 
     log.info("S3 client from Airflow connection %r", conn_id)
     return S3Hook(aws_conn_id=conn_id).get_conn()
+
+
+def _connection(conn_id: str):
+    """The Airflow connection ``conn_id``, or None when it is not defined."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+def _configure_other_stores(settings) -> None:
+    """FTP, GCS and Azure clients from their Airflow connections, when those exist."""
+    conn = _connection(settings.ftp_conn_id)
+    if conn is not None and conn.host:
+        from vam.storage import ftp
+
+        extra = conn.extra_dejson or {}
+        tls = extra.get("tls")
+        ftp.add_credentials(
+            conn.host,
+            conn.port,
+            conn.login or "anonymous",
+            conn.password or "",
+            tls=None if tls is None else bool(tls),
+        )
+        log.info("FTP credentials for %s from Airflow connection %r", conn.host, settings.ftp_conn_id)
