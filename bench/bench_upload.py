@@ -13,6 +13,9 @@ Run as ``.venv/bin/python bench/bench_upload.py [--size-mib 1024] [--chunk-mib 8
 - RSS: the server process's resident set size sampled every 50 ms during an upload of
   ``--rss-size-mib`` (the peak is printed; idle RSS after start-up too).
 
+Then ``vam upload --parallel N`` (tus concatenation: N partial uploads at once, then a final
+upload; the process start-up is counted) for each ``--parallel`` N, against the best baseline.
+
 The three uploads are interleaved ``--reps`` times (default 3); the best time of each and the
 median of the per-round ratios are printed as JSON.
 """
@@ -103,6 +106,7 @@ def main() -> int:
     ap.add_argument("--chunk-mib", type=int, default=8)
     ap.add_argument("--rss-size-mib", type=int, default=2048)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--parallel", type=int, nargs="*", default=[2, 4], help="vam upload --parallel N runs")
     args = ap.parse_args()
 
     from vam.devstack import start_seaweedfs
@@ -151,6 +155,18 @@ def main() -> int:
                 )
             )
         base, plain, summed = (min(r[i] for r in runs) for i in range(3))
+        for n in args.parallel:  # `vam upload --parallel N`: partial uploads at once, then concatenated
+            t0 = time.perf_counter()
+            subprocess.run(
+                [vam, "upload", str(src), "--server", url, "--chunk-size", str(args.chunk_mib)]
+                + ["--parallel", str(n), "--json"],
+                env={**env, "VAM_HOME": str(work / "client")},
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            seconds = time.perf_counter() - t0
+            result[f"vam_upload_parallel{n}_s"] = round(seconds, 2)
+            result[f"vam_upload_parallel{n}_ratio"] = round(base / seconds, 3)
         mb = args.size_mib
         result.update(
             {

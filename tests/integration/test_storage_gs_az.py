@@ -163,6 +163,17 @@ def test_server_stops_by_pid(tmp_path: Path) -> None:
     assert not psutil.pid_exists(gcs.pid) or psutil.Process(gcs.pid).status() == psutil.STATUS_ZOMBIE
 
 
+def test_fake_gcs_preloads_buckets_and_uses_a_filesystem_root(tmp_path: Path) -> None:
+    (tmp_path / "data" / "landing" / "drop").mkdir(parents=True)
+    (tmp_path / "data" / "landing" / "drop" / "a.mp4").write_bytes(b"preloaded")
+    with start_fake_gcs(preload_dir=tmp_path / "data", filesystem_root=tmp_path / "fs") as server:
+        store = GCSStore(server.client())
+        assert [o.uri for o in store.list("gs://landing/")] == ["gs://landing/drop/a.mp4"]
+        assert store.read_bytes("gs://landing/drop/a.mp4") == b"preloaded"
+        store.put_bytes(b"on disk", "gs://landing/new.txt")
+        assert (tmp_path / "fs" / "landing" / "new.txt").read_bytes() == b"on disk"
+
+
 # --------------------------------------------------------------------------- object round trips
 
 

@@ -515,6 +515,29 @@ def test_completion_registers_and_starts_the_run_through_airflow(configured_serv
     assert asset["run_id"] is None
 
 
+def test_an_asset_held_by_another_run_does_not_keep_the_client_waiting(configured_server):
+    from vam.catalog import open_catalog
+
+    data = os.urandom(2000)
+    asset_id = hashlib.sha256(data).hexdigest()[:16]
+    headers = {"X-Api-Key": "k1", "Upload-Metadata": meta(filename="held.mp4")}
+    assert create(configured_server, len(data), headers, body=data).headers["Vam-Asset-Id"] == asset_id
+    with open_catalog(configured_server.env["VAM_CATALOG_DSN"]) as cat:
+        assert cat.claim_run(asset_id, "another-run", lease_seconds=600) is None
+    started = time.monotonic()
+    again = create(configured_server, len(data), headers, body=data)
+    assert again.status_code == 201
+    assert again.headers["Vam-Asset-Id"] == asset_id
+    assert again.headers["Vam-Run"] == ""
+    assert time.monotonic() - started < 10
+
+
+def test_unknown_profile_is_refused_at_creation(file_server):
+    resp = create(file_server, 5, {"Upload-Metadata": meta(filename="a.mp4", profile="no-such-profile")})
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] == "unknown_profile"
+
+
 def test_without_airflow_the_ingest_poll_picks_it_up(file_server):
     data = os.urandom(1000)
     resp = create(file_server, len(data), {"Upload-Metadata": meta(filename="poll.mp4")}, body=data)

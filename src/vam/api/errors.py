@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -9,6 +11,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vam.errors import VamError
 from vam.ingest.tus import TUS_VERSION, TusError
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(VamError):
@@ -53,3 +57,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(VamError)
     async def _vam_error(request: Request, exc: VamError) -> JSONResponse:
         return error_response(500, "internal", str(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return error_response(500, "internal", f"{type(exc).__name__}: {exc}")

@@ -33,6 +33,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -185,8 +186,8 @@ class Writer:
             )
         if self.hasher is not None:
             self.hasher.update(data)
-        if self.sha256 is not None:
-            self.sha256.update(data)
+        if self.sha256 is not None and self.store.local_dir is not None:
+            self.sha256.update(data)  # on s3 the spool is hashed while its part uploads (commit)
         self._file.write(data)
         self.received += len(data)
 
@@ -215,7 +216,8 @@ class Writer:
         if self.store.local_dir is not None:  # the part file is the upload (an S3 spool is not)
             os.fsync(self._file.fileno())
         self._file.close()
-        upload = self.store._backend.commit(self.store, self.upload, self._path, self.received)
+        later = self.sha256 if self.store.local_dir is None else None
+        upload = self.store._backend.commit(self.store, self.upload, self._path, self.received, later)
         if self.sha256 is not None:
             self.store._sha256[upload.id] = (upload.offset, self.sha256)
         return upload
@@ -249,7 +251,9 @@ class _FileBackend:
         with contextlib.suppress(OSError), path.open("r+b") as f:
             f.truncate(upload.offset)
 
-    def commit(self, store: TusStore, upload: Upload, path: Path, received: int) -> Upload:
+    def commit(
+        self, store: TusStore, upload: Upload, path: Path, received: int, sha256: Any = None
+    ) -> Upload:
         upload.offset += received
         store.save(upload)
         return upload
@@ -320,7 +324,13 @@ class _S3Backend:
     def discard(self, store: TusStore, upload: Upload, path: Path) -> None:
         path.unlink(missing_ok=True)
 
-    def commit(self, store: TusStore, upload: Upload, path: Path, received: int) -> Upload:
+    def commit(
+        self, store: TusStore, upload: Upload, path: Path, received: int, sha256: Any = None
+    ) -> Upload:
+        hashing = None
+        if sha256 is not None and received:  # hash the new bytes while the part uploads (another core)
+            hashing = threading.Thread(target=_hash_end, args=(path, received, sha256), daemon=True)
+            hashing.start()
         try:
             size = path.stat().st_size  # tail + received
             done = upload.length is not None and upload.offset + received >= upload.length
@@ -337,9 +347,14 @@ class _S3Backend:
             elif size:
                 storage.store_for(self.tail_uri(store, upload)).put(path, self.tail_uri(store, upload))
                 upload.tail = size
+            if hashing is not None:
+                hashing.join()
+                hashing = None
             upload.offset += received
             store.save(upload)
         finally:
+            if hashing is not None:
+                hashing.join()
             path.unlink(missing_ok=True)
         return upload
 
@@ -437,6 +452,14 @@ class _S3Backend:
                     client.abort_multipart_upload(Bucket=bucket, Key=mp["Key"], UploadId=mp["UploadId"])
                     aborted += 1
         return aborted
+
+
+def _hash_end(path: Path, n: int, sha256: Any) -> None:
+    """Feed the last ``n`` bytes of the file at ``path`` to ``sha256``."""
+    with path.open("rb") as f:
+        f.seek(-n, os.SEEK_END)
+        while data := f.read(MIB):
+            sha256.update(data)
 
 
 class _Slice:

@@ -15,6 +15,7 @@ each client; never from code:
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 
@@ -92,3 +93,40 @@ def _configure_other_stores(settings) -> None:
             tls=None if tls is None else bool(tls),
         )
         log.info("FTP credentials for %s from Airflow connection %r", conn.host, settings.ftp_conn_id)
+    conn = _connection(settings.gcp_conn_id)
+    if conn is not None:
+        from vam.storage import configure_store
+        from vam.storage.gs import GCSStore, make_gcs_client
+
+        extra = conn.extra_dejson or {}
+        info = extra.get("keyfile_dict") or extra.get("extra__google_cloud_platform__keyfile_dict")
+        path = extra.get("key_path") or extra.get("extra__google_cloud_platform__key_path")
+        credentials = None
+        if info or path:
+            from google.oauth2 import service_account
+
+            credentials = (
+                service_account.Credentials.from_service_account_info(
+                    json.loads(info) if isinstance(info, str) else info
+                )
+                if info
+                else service_account.Credentials.from_service_account_file(path)
+            )
+        project = extra.get("project") or extra.get("extra__google_cloud_platform__project") or None
+        configure_store("gs", GCSStore(make_gcs_client(project=project, credentials=credentials)))
+        log.info("GCS client from Airflow connection %r", settings.gcp_conn_id)
+    conn = _connection(settings.azure_conn_id)
+    if conn is not None:
+        from vam.storage import configure_store
+        from vam.storage.az import AzureStore, make_azure_client
+
+        extra = conn.extra_dejson or {}
+        connection_string = extra.get("connection_string")
+        if connection_string:
+            client = make_azure_client(connection_string=connection_string)
+        else:
+            account_url = conn.host or f"https://{conn.login}.blob.core.windows.net"
+            credential = {"account_name": conn.login, "account_key": conn.password} if conn.password else None
+            client = make_azure_client(account_url=account_url, credential=credential)
+        configure_store("az", AzureStore(client))
+        log.info("Azure Blob client from Airflow connection %r", settings.azure_conn_id)
