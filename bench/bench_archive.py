@@ -37,7 +37,7 @@ def make_clips(folder: Path, count: int) -> list[Path]:
         rate = 10 + n // len(PATTERNS)  # distinct bytes for every clip
         subprocess.run(
             [tools.ffmpeg_path(), "-v", "error", "-y", "-f", "lavfi", "-i",
-             f"{pattern}=size=160x90:rate={rate}:duration=1", "-f", "lavfi", "-i", "sine=duration=1",
+             f"{pattern}=size=160x90:rate={rate}", "-f", "lavfi", "-i", "sine=duration=1", "-t", "1",
              "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
              str(out)],
             check=True,

@@ -20,7 +20,7 @@ import mimetypes
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -35,7 +35,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobBlock, BlobServiceClient, ContentSettings
 
 from vam.errors import StorageError
-from vam.storage.base import ObjectInfo, ObjectStore
+from vam.storage.base import ObjectInfo, ObjectStore, RangeReader
 
 log = logging.getLogger(__name__)
 
@@ -135,54 +135,6 @@ def _storage_error(exc: BaseException, action: str, uri: str) -> StorageError:
         message = str(getattr(exc, "reason", "") or "")
         return StorageError(f"cannot {action} {uri}: {code or exc.status_code} {message}".rstrip())
     return StorageError(f"cannot {action} {uri}: {exc}")
-
-
-class _RangeReader(io.RawIOBase):
-    """A read-only raw stream over a blob of known ``size`` fetching ranges on demand."""
-
-    def __init__(self, size: int, fetch: Callable[[int, int], bytes], chunk_size: int = READ_CHUNK_SIZE):
-        self.size = size
-        self._fetch = fetch
-        self._pos = 0
-        self._chunk = chunk_size
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._pos = base + offset
-        return self._pos
-
-    def _next(self, length: int) -> bytes:
-        data = self._fetch(self._pos, length)
-        if not data:
-            raise StorageError(f"short read at offset {self._pos} of {self.size}: the blob changed?")
-        self._pos += len(data)
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        length = min(len(view), self.size - self._pos)
-        if length <= 0:
-            return 0
-        data = self._next(length)
-        view[: len(data)] = data
-        return len(data)
-
-    def readall(self) -> bytes:
-        parts = []
-        while self._pos < self.size:
-            parts.append(self._next(min(self._chunk, self.size - self._pos)))
-        return b"".join(parts)
 
 
 class AzureStore(ObjectStore):
@@ -362,7 +314,7 @@ class AzureStore(ObjectStore):
             except AzureError as exc:
                 raise _storage_error(exc, "read", uri) from exc
 
-        raw = _RangeReader(int(props.size or 0), fetch, self.read_chunk_size)
+        raw = RangeReader(int(props.size or 0), fetch, self.read_chunk_size)
         return io.BufferedReader(raw, buffer_size=self.read_chunk_size)  # type: ignore[return-value]
 
     def list(self, prefix_uri: str) -> Iterator[ObjectInfo]:

@@ -7,11 +7,12 @@ URIs of its own scheme; ``vam.storage.store_for(uri)`` picks the right one.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+import io
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from vam.errors import StorageError
 
@@ -86,3 +87,56 @@ class ObjectStore(abc.ABC):
     def local_path(self, uri: str) -> Path | None:
         """The local file behind ``uri`` when there is one (callers may then skip a download)."""
         return None
+
+
+READ_CHUNK_SIZE = 8 * 1024 * 1024
+
+
+class RangeReader(io.RawIOBase):
+    """A read-only raw stream over an object of known ``size`` that fetches ranges on demand
+    (``fetch(offset, length) -> bytes``); wrap it in io.BufferedReader. For backends whose reads
+    are ranged requests (gs, az)."""
+
+    def __init__(self, size: int, fetch: Callable[[int, int], bytes], chunk_size: int = READ_CHUNK_SIZE):
+        self.size = size
+        self._fetch = fetch
+        self._pos = 0
+        self._chunk = chunk_size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def _next(self, length: int) -> bytes:
+        data = self._fetch(self._pos, length)
+        if not data:
+            raise StorageError(f"short read at offset {self._pos} of {self.size}: the object changed?")
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        length = min(len(view), self.size - self._pos)
+        if length <= 0:
+            return 0
+        data = self._next(length)
+        view[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        parts = []
+        while self._pos < self.size:
+            parts.append(self._next(min(self._chunk, self.size - self._pos)))
+        return b"".join(parts)

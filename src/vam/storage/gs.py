@@ -19,7 +19,7 @@ import logging
 import mimetypes
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -29,7 +29,7 @@ from google.auth.exceptions import GoogleAuthError
 from google.resumable_media.common import DataCorruption, InvalidResponse
 
 from vam.errors import StorageError
-from vam.storage.base import ObjectInfo, ObjectStore
+from vam.storage.base import ObjectInfo, ObjectStore, RangeReader
 
 log = logging.getLogger(__name__)
 
@@ -140,55 +140,6 @@ def _storage_error(exc: BaseException, action: str, uri: str) -> StorageError:
     if isinstance(exc, requests.ConnectionError):
         return StorageError(f"cannot {action} {uri}: GCS endpoint unreachable ({exc})")
     return StorageError(f"cannot {action} {uri}: {exc}")
-
-
-class RangeReader(io.RawIOBase):
-    """A read-only raw stream over an object of known ``size`` that fetches ranges on demand
-    (``fetch(offset, length) -> bytes``); wrap it in io.BufferedReader."""
-
-    def __init__(self, size: int, fetch: Callable[[int, int], bytes], chunk_size: int = READ_CHUNK_SIZE):
-        self.size = size
-        self._fetch = fetch
-        self._pos = 0
-        self._chunk = chunk_size
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._pos = base + offset
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        length = min(len(view), self.size - self._pos)
-        if length <= 0:
-            return 0
-        data = self._fetch(self._pos, length)
-        if not data:
-            raise StorageError(f"short read at offset {self._pos} of {self.size}: the object changed?")
-        view[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-    def readall(self) -> bytes:
-        parts = []
-        while self._pos < self.size:
-            data = self._fetch(self._pos, min(self._chunk, self.size - self._pos))
-            if not data:
-                raise StorageError(f"short read at offset {self._pos} of {self.size}: the object changed?")
-            parts.append(data)
-            self._pos += len(data)
-        return b"".join(parts)
 
 
 class GCSStore(ObjectStore):
