@@ -27,7 +27,7 @@ class VamLandingTrigger(BaseTrigger):
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
-                "landing_uri": self.landing_uri,
+                "landing_uris": self.landing_uris,
                 "aws_conn_id": self.aws_conn_id,
                 "poll_interval": self.poll_interval,
             },

@@ -114,3 +114,14 @@ def test_ingest_waits_in_the_triggerer_until_a_new_object_lands(vam_home, airflo
     discovered = task_result(run, "discover", map_index=0)  # one discover task per landing place
     assert [Path(storage.parse_uri(d["source_uri"])[2]).name for d in discovered] == ["clip.mp4"]
     assert discovered[0]["sha256"] == storage.sha256_file(landing / "clip.mp4")
+
+
+def test_landing_trigger_serializes_to_what_rebuilds_it():
+    from operators.triggers import VamLandingTrigger
+
+    trigger = VamLandingTrigger(landing_uris=["s3://a/in/", "ftp://h/drop/"], poll_interval=5)
+    path, kwargs = trigger.serialize()
+    module, _, name = path.rpartition(".")
+    rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
+    assert rebuilt.serialize() == (path, kwargs)
+    assert rebuilt.landing_uris == ["s3://a/in/", "ftp://h/drop/"]

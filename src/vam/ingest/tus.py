@@ -6,10 +6,16 @@ any server process can resume it (tusd's layout):
 - ``file://``: the data is one part file ``<id>.part``, appended in place; a write starts by
   truncating the file to the recorded offset (bytes of a request that died are dropped).
 - ``s3://``: the data is an S3 multipart upload. The body of each PATCH is spooled to a local file
-  (never held whole in memory); when the bytes not yet in a part reach 5 MiB (S3's minimum part
-  size) they are sent as one part, else they are kept as a small ``<id>.tail`` object beside the
-  state until the next PATCH. Non-partial uploads write their multipart upload straight at the
-  landing key when the landing place is in S3 too (completing it *is* the landing, no copy).
+  as it arrives (never held whole in memory); when the bytes not yet in a part reach 5 MiB (S3's
+  minimum part size) they are sent as one part (read into memory for the call when at most
+  16 MiB, else streamed from the spool), else they are kept as a small ``<id>.tail`` object
+  beside the state until the next PATCH. Non-partial uploads write their multipart upload
+  straight at the landing key when the landing place is in S3 too (completing it *is* the
+  landing, no copy).
+
+While one process sees every byte of an upload in order it keeps the upload's SHA-256 running
+(:meth:`TusStore.sha256`), so finishing needs no second read of the object (on S3 the new bytes
+are hashed on another thread while their part uploads).
 
 The recorded state is the truth: data past the recorded offset (a part file grown by a request that
 died, a tail object written before its state) is ignored and overwritten. One request at a time per
@@ -59,6 +65,7 @@ CHECKSUMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
 MIB = 1024 * 1024
 MIN_PART = 5 * MIB  # S3's smallest part (but the last)
 MAX_PART = 5 * 1024 * MIB
+MEMORY_PART = 16 * MIB  # parts up to this size are sent from memory
 METADATA_KEYS = ("filename", "title", "profile", "tags", "filetype")
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
@@ -362,7 +369,9 @@ class _S3Backend:
         bucket, key = storage.parse_uri(upload.key_uri)[1:]  # type: ignore[arg-type]
         number = len(upload.s3_parts) + 1
         f.seek(start)
-        body = _Slice(f, n)
+        # a part up to 16 MiB is read whole (one chunk of one request): boto3 hashes and sends
+        # bytes much faster than a file window; larger parts stream from the spool file
+        body: Any = f.read(n) if n <= MEMORY_PART else _Slice(f, n)
         resp = self.client().upload_part(
             Bucket=bucket,
             Key=key,
