@@ -38,7 +38,7 @@ def archive(vam_home, clips, tmp_path, monkeypatch):
             shutil.copy(clip, path)
     bad = root / "bad"
     bad.mkdir()
-    (bad / "empty.mp4").write_bytes(b"")
+    (bad / "zeros.mp4").write_bytes(b"\0" * 1000)  # not b"": the empty file is one asset per catalog
     for n in range(3):
         (bad / f"garbage-{n}.mp4").write_bytes(os.urandom(2048 + n))
     good = clips.make(width=160, height=90, seconds=1, fps=17, pattern="testsrc2")
