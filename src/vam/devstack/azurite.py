@@ -13,9 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vam.devstack._process import alive, log_tail, spawn, terminate
 from vam.devstack.seaweed import LOOPBACK, free_port
 from vam.errors import StorageError
 
@@ -77,15 +76,6 @@ def _answers(port: int) -> bool:
         return False
 
 
-def _log_tail(path: Path, lines: int = 30) -> str:
-    """The last ``lines`` lines of the log written by the latest launch."""
-    try:
-        text = path.read_text(errors="replace").rpartition("\n=== ")[2]
-        return "\n".join(text.splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 @dataclass
 class AzuriteServer:
     """A running Azurite blob service: its blob endpoint, port, PID and data directory."""
@@ -126,28 +116,13 @@ class AzuriteServer:
                 log.info("created container %s on %s", name, self.blob_endpoint)
 
     def is_running(self) -> bool:
-        if self._process is not None:
-            return self._process.poll() is None
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+        return alive(self.pid, self._process)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the server (by PID), wait up to ``timeout`` s, then SIGKILL."""
         if not self.is_running():
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGTERM)
-        if self._process is not None:
-            try:
-                self._process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("azurite (pid %s) ignored SIGTERM for %.0f s; sending SIGKILL", self.pid, timeout)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.pid, signal.SIGKILL)
-                self._process.wait(5)
+        terminate(self.pid, self._process, timeout, "azurite-blob")
         log.info("stopped azurite-blob (pid %s) at %s", self.pid, self.blob_endpoint)
 
     def __enter__(self) -> AzuriteServer:
@@ -187,19 +162,8 @@ def _launch(data_dir: Path, port: int, timeout: float) -> AzuriteServer | None:
         "--loose",
     ]
     log_path = data_dir / LOG_FILE
-    log.info("starting %s", shlex.join(argv))
     started = time.monotonic()
-    with log_path.open("ab") as log_file:
-        log_file.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {shlex.join(argv)}\n".encode())
-        log_file.flush()
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=data_dir,
-            start_new_session=True,
-        )
+    process = spawn(argv, log_path, cwd=data_dir)
     server = AzuriteServer(
         data_dir=data_dir,
         blob_endpoint=f"http://{LOOPBACK}:{port}/{ACCOUNT_NAME}",
@@ -211,14 +175,14 @@ def _launch(data_dir: Path, port: int, timeout: float) -> AzuriteServer | None:
     while not _answers(port):
         code = process.poll()
         if code is not None:
-            tail = _log_tail(log_path)
+            tail = log_tail(log_path)
             if "EADDRINUSE" in tail:
                 return None
             raise StorageError(f"azurite-blob exited with {code} before answering:\n{tail}")
         if time.monotonic() > deadline:
             server.stop()
             raise StorageError(
-                f"azurite-blob on port {port} did not answer in {timeout:.0f} s:\n{_log_tail(log_path)}"
+                f"azurite-blob on port {port} did not answer in {timeout:.0f} s:\n{log_tail(log_path)}"
             )
         time.sleep(0.1)
     server.startup_seconds = time.monotonic() - started

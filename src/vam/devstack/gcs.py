@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shlex
-import signal
 import subprocess
 import sysconfig
 import tempfile
@@ -25,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vam.devstack._process import alive, log_tail, spawn, terminate
 from vam.devstack.seaweed import LOOPBACK, free_port
 from vam.errors import StorageError
 
@@ -63,27 +62,6 @@ def _answers(endpoint: str) -> bool:
         return False
 
 
-def _log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _stop_pid(pid: int, process: subprocess.Popen[bytes] | None, timeout: float) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if process is None:
-        return
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        log.warning("process %s ignored SIGTERM for %.0f s; sending SIGKILL", pid, timeout)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        process.wait(5)
-
-
 @dataclass
 class FakeGcsServer:
     """A running fake-gcs-server: its endpoint (``http://127.0.0.1:PORT``), port and PID."""
@@ -116,18 +94,12 @@ class FakeGcsServer:
                 log.info("created bucket %s on %s", name, self.endpoint_url)
 
     def is_running(self) -> bool:
-        if self._process is not None:
-            return self._process.poll() is None
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+        return alive(self.pid, self._process)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the server (by PID), wait up to ``timeout`` s, then SIGKILL."""
         if self.is_running():
-            _stop_pid(self.pid, self._process, timeout)
+            terminate(self.pid, self._process, timeout, "fake-gcs-server")
             log.info("stopped fake-gcs-server (pid %s) at %s", self.pid, self.endpoint_url)
 
     def __enter__(self) -> FakeGcsServer:
@@ -196,12 +168,8 @@ def _launch(
     if log_path is None:
         log_path = Path(tempfile.gettempdir()) / f"vam-fake-gcs-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log.info("starting %s", shlex.join(argv))
     started = time.monotonic()
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    process = spawn(argv, log_path)
     server = FakeGcsServer(
         endpoint_url=endpoint, port=port, pid=process.pid, log_path=log_path, _process=process
     )
@@ -209,14 +177,14 @@ def _launch(
     while not _answers(endpoint):
         code = process.poll()
         if code is not None:
-            tail = _log_tail(log_path)
+            tail = log_tail(log_path)
             if "address already in use" in tail:
                 return None
             raise StorageError(f"fake-gcs-server exited with {code} before answering:\n{tail}")
         if time.monotonic() > deadline:
             server.stop()
             raise StorageError(
-                f"fake-gcs-server at {endpoint} did not answer in {timeout:.0f} s:\n{_log_tail(log_path)}"
+                f"fake-gcs-server at {endpoint} did not answer in {timeout:.0f} s:\n{log_tail(log_path)}"
             )
         time.sleep(0.05)
     server.startup_seconds = time.monotonic() - started

@@ -16,9 +16,7 @@ import logging
 import os
 import random
 import secrets
-import shlex
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -32,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from vam.devstack._files import write_private
+from vam.devstack._process import log_tail, spawn, terminate
 from vam.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -145,14 +144,6 @@ def _s3_status(endpoint_url: str, access_key: str, secret_key: str) -> str:
     return "ok"
 
 
-def _log_tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
 def _weed_process_alive(pid: int, weed_dir: Path) -> bool:
     """Whether ``pid`` is a live ``weed mini`` serving ``weed_dir`` (guards against reused PIDs)."""
     import psutil
@@ -165,31 +156,6 @@ def _weed_process_alive(pid: int, weed_dir: Path) -> bool:
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
     return "mini" in cmdline and f"-dir={weed_dir}" in cmdline
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    import psutil
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    """Signal the process group ``pid`` leads (weed is started in its own session), else just ``pid``."""
-    try:
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _remove_stale_sockets(ports: dict[str, int]) -> None:
@@ -207,25 +173,6 @@ def _remove_stale_sockets(ports: dict[str, int]) -> None:
             with contextlib.suppress(OSError):
                 if stat.S_ISSOCK(path.lstat().st_mode):
                     path.unlink()
-
-
-def _terminate(pid: int, process: subprocess.Popen[bytes] | None, timeout: float) -> None:
-    _signal_group(pid, signal.SIGTERM)
-    if process is not None:
-        try:
-            process.wait(timeout)
-            return
-        except subprocess.TimeoutExpired:
-            pass
-    elif _wait_gone(pid, timeout):
-        return
-    log.warning("weed (pid %s) ignored SIGTERM for %.0f s; sending SIGKILL", pid, timeout)
-    _signal_group(pid, signal.SIGKILL)
-    if process is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(5)
-    else:
-        _wait_gone(pid, 5)
 
 
 @dataclass
@@ -274,7 +221,7 @@ class SeaweedServer:
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the server's process group, wait up to ``timeout`` s, then SIGKILL; remove the pidfile."""
         if self._process is not None or self.is_running():
-            _terminate(self.pid, self._process, timeout)
+            terminate(self.pid, self._process, timeout, "weed mini")
             log.info("stopped weed mini (pid %s) serving %s", self.pid, self.endpoint_url)
             _remove_stale_sockets(self.ports)
         _remove_info(self.data_dir, self.pid)
@@ -385,7 +332,7 @@ def _attach_running(data_dir: Path, access_key: str, secret_key: str, timeout: f
     if status != "ok":
         raise StorageError(
             f"SeaweedFS (pid {pid}) runs on {data_dir} but {endpoint} does not answer; {stop_hint}.\n"
-            f"{_log_tail(data_dir / LOG_FILE)}"
+            f"{log_tail(data_dir / LOG_FILE)}"
         )
     log.info("reusing SeaweedFS (pid %s) at %s", pid, endpoint)
     return SeaweedServer(
@@ -447,7 +394,7 @@ def start_seaweedfs(
             )
         raise StorageError(
             f"weed mini could not start in {data_dir} after {attempts} attempts:\n"
-            f"{_log_tail(data_dir / LOG_FILE)}"
+            f"{log_tail(data_dir / LOG_FILE)}"
         )
 
 
@@ -463,19 +410,8 @@ def _launch(
     """Start one weed mini; None when it exited before answering (e.g. a port was taken)."""
     argv = _weed_argv(weed_dir, ports, identities)
     log_path = data_dir / LOG_FILE
-    log.info("starting %s", shlex.join(argv))
     started = time.monotonic()
-    with log_path.open("ab") as log_file:
-        log_file.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {shlex.join(argv)}\n".encode())
-        log_file.flush()
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=data_dir,
-            start_new_session=True,
-        )
+    process = spawn(argv, log_path, cwd=data_dir)
     endpoint = f"http://{LOOPBACK}:{ports['s3']}"
     _write_info(
         data_dir,
@@ -501,11 +437,11 @@ def _launch(
     while True:
         code = process.poll()
         if code is not None:
-            log.warning("weed mini exited with %s:\n%s", code, _log_tail(log_path))
+            log.warning("weed mini exited with %s:\n%s", code, log_tail(log_path))
             _remove_info(data_dir, process.pid)
-            if "address already in use" in _log_tail(log_path, 80):
+            if "address already in use" in log_tail(log_path, 80):
                 return None
-            raise StorageError(f"weed mini exited with {code} before S3 answered:\n{_log_tail(log_path)}")
+            raise StorageError(f"weed mini exited with {code} before S3 answered:\n{log_tail(log_path)}")
         status = _s3_status(endpoint, access_key, secret_key)
         if status == "ok":
             break
@@ -516,7 +452,7 @@ def _launch(
                 if status != "down"
                 else f"no answer in {timeout:.0f} s"
             )
-            raise StorageError(f"weed mini at {endpoint} did not come up ({why}):\n{_log_tail(log_path)}")
+            raise StorageError(f"weed mini at {endpoint} did not come up ({why}):\n{log_tail(log_path)}")
         time.sleep(0.1)
     server.startup_seconds = time.monotonic() - started
     log.info("SeaweedFS S3 up at %s in %.2f s (pid %s)", endpoint, server.startup_seconds, process.pid)
@@ -532,7 +468,7 @@ def stop_from_pidfile(data_dir: Path, timeout: float = 15.0) -> bool:
     pid = info["pid"]
     alive = _weed_process_alive(pid, data_dir / WEED_SUBDIR)
     if alive:
-        _terminate(pid, None, timeout)
+        terminate(pid, None, timeout, "weed mini")
         log.info("stopped weed mini (pid %s) in %s", pid, data_dir)
         _remove_stale_sockets(dict(info.get("ports", {})))
     _remove_info(data_dir, pid)
