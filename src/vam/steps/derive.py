@@ -8,7 +8,6 @@ quality step as the ladder, against the source cropped and trimmed the same way.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 from typing import Any
 
@@ -18,8 +17,6 @@ from vam.runtime import Runtime
 from vam.steps._common import load_asset, source_meta
 
 log = logging.getLogger(__name__)
-
-_ASPECT_RE = re.compile(r"^\s*(\d+)\s*[:x]\s*(\d+)\s*$")
 
 
 def social_crop(
@@ -35,12 +32,10 @@ def social_crop(
     """Crop the asset's source to ``aspect`` ("1:1", "9:16", ...) at ``gravity``, trimmed to at most
     ``max_seconds``; store and catalog it. Returns what the quality step needs (``kind: derived``,
     ``reference``: how to cut the source the same way, ``min_vmaf``: its floor)."""
+    from vam.media.derive import parse_aspect
     from vam.media.derive import social_crop as crop_media
 
-    match = _ASPECT_RE.match(str(aspect))
-    if not match or not all(int(g) > 0 for g in match.groups()):
-        raise PermanentFailure(f"aspect {aspect!r} is not W:H with positive integers, e.g. 9:16")
-    w, h = match.groups()
+    w, h = parse_aspect(str(aspect).replace("x", ":"))  # 9:16 or 9x16; InvalidTransform otherwise
     name = f"social-{w}x{h}" + ("" if gravity == "center" else f"-{gravity}")
     asset = load_asset(rt, asset_id)
     if asset["status"] != "ready":

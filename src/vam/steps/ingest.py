@@ -6,7 +6,6 @@ in :mod:`vam.ingest.landings`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any
 
@@ -51,20 +50,6 @@ def unseen_objects(
     return found
 
 
-def _sha256_if_size(uri: str, size: int | None) -> str | None:
-    """The object's SHA-256, or None when the bytes read are not the size listed (still written)."""
-    store = storage.store_for(uri)
-    digest = hashlib.sha256()
-    read = 0
-    with store.open_read(uri) as stream:
-        while chunk := stream.read(storage.CHUNK_SIZE):
-            digest.update(chunk)
-            read += len(chunk)
-    if size is not None and read != size:
-        return None
-    return digest.hexdigest()
-
-
 def discover(
     rt: Runtime, landing: dict[str, Any] | str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
@@ -101,8 +86,8 @@ def discover(
                         place.stable_polls, place.window_s,
                     )  # fmt: skip
                     continue
-            sha256 = _sha256_if_size(obj.uri, obj.size)
-            if sha256 is None:
+            sha256, read = storage.hash_object(obj.uri)
+            if obj.size is not None and read != obj.size:
                 log.info("%s changed while it was read: still being written, left for the next poll", obj.uri)
                 cat.forget_observation(obj.uri)
                 continue

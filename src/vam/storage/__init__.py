@@ -231,30 +231,39 @@ def to_uri(path_or_uri: str | os.PathLike[str]) -> str:
     return Path(path).as_uri()
 
 
-def _hash_stream(stream: BinaryIO) -> str:
+def _hash_stream(stream: BinaryIO) -> tuple[str, int]:
     digest = hashlib.sha256()
+    read = 0
     while chunk := stream.read(CHUNK_SIZE):
         digest.update(chunk)
-    return digest.hexdigest()
+        read += len(chunk)
+    return digest.hexdigest(), read
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a local file, read in 1 MiB chunks."""
     try:
         with open(path, "rb") as stream:
-            return _hash_stream(stream)
+            return _hash_stream(stream)[0]
     except FileNotFoundError:
         raise StorageError(f"no file at {path}") from None
 
 
 def sha256_object(uri: str) -> str:
     """Hex SHA-256 of the object at ``uri``, streamed in 1 MiB chunks (read locally when it is a file)."""
+    return hash_object(uri)[0]
+
+
+def hash_object(uri: str) -> tuple[str, int]:
+    """``(hex SHA-256, bytes read)`` of the object at ``uri``: the byte count tells whether the
+    object still had the size listed while it was read."""
     store = store_for(uri)
     local = store.local_path(uri)
     if local is not None:
         if not local.is_file():
             raise StorageError(f"no object at {uri}")
-        return sha256_file(local)
+        with open(local, "rb") as stream:
+            return _hash_stream(stream)
     with store.open_read(uri) as stream:
         return _hash_stream(stream)
 
