@@ -13,19 +13,16 @@ It returns, with what the output is, the ``reference`` it was made from, the dic
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
 import re
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from vam.errors import PermanentFailure, VamError
+from vam.errors import PermanentFailure
 from vam.media import tools
-from vam.media.encode import describe_output
+from vam.media.encode import encode_checked
 from vam.media.profiles import X26X_PRESETS
 from vam.media.quality import trim_input_args
 from vam.media.types import MediaInfo
@@ -209,27 +206,14 @@ def social_crop(
     plan = social_crop_plan(
         info, aspect=aspect, gravity=gravity, max_seconds=max_seconds, start=start, max_height=max_height
     )
-    source, out = Path(source), Path(out).absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.part")
+    source = Path(source)
     started = time.monotonic()
-    try:
-        tools.run(social_crop_argv(source, tmp, info, plan, crf=crf, preset=preset, threads=threads))
-        made = describe_output(tmp)
-        if (made["width"], made["height"]) != (plan["width"], plan["height"]):
-            raise VamError(
-                f"social crop {plan['aspect']}: encoded {made['width']}x{made['height']}, planned "
-                f"{plan['width']}x{plan['height']}; check the filters in the ffmpeg log"
-            )
-        if made["rotation"]:
-            raise VamError(
-                f"social crop {plan['aspect']}: the output still carries a {made['rotation']} degree "
-                "display rotation; it must be upright (was autorotation disabled?)"
-            )
-        os.replace(tmp, out)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    made = encode_checked(
+        lambda tmp: social_crop_argv(source, tmp, info, plan, crf=crf, preset=preset, threads=threads),
+        out,
+        what=f"social crop {plan['aspect']}",
+        size=(plan["width"], plan["height"]),
+    )
     result = {
         "aspect": plan["aspect"],
         "gravity": plan["gravity"],

@@ -32,6 +32,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -336,6 +337,35 @@ def describe_output(path: Path) -> dict[str, Any]:
     }
 
 
+def encode_checked(
+    argv_for: Callable[[Path], list[str]], out: Path, *, what: str, size: tuple[int, int]
+) -> dict[str, Any]:
+    """Run the ffmpeg command ``argv_for(tmp)`` writing a temp file next to ``out``, check the result
+    (``size`` as planned, upright: no display rotation left), then rename it to ``out``; returns
+    :func:`describe_output` of it. A killed or failed encode never leaves ``out``."""
+    out = Path(out).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.part")
+    try:
+        tools.run(argv_for(tmp))
+        made = describe_output(tmp)
+        if (made["width"], made["height"]) != size:
+            raise VamError(
+                f"{what}: encoded {made['width']}x{made['height']}, planned {size[0]}x{size[1]};"
+                " check the filters in the ffmpeg log"
+            )
+        if made["rotation"]:
+            raise VamError(
+                f"{what}: the output still carries a {made['rotation']} degree display rotation;"
+                " it must be upright (was autorotation disabled?)"
+            )
+        os.replace(tmp, out)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return made
+
+
 def encode_rendition(
     source: Path,
     plan: RenditionPlan,
@@ -351,27 +381,14 @@ def encode_rendition(
     ffmpeg writes a temp file next to ``out`` that is renamed only once it is complete and
     checked (right size, no rotation left), so a killed or failed encode never leaves ``out``.
     """
-    source, out = Path(source), Path(out).absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.part")
+    source = Path(source)
     started = time.monotonic()
-    try:
-        tools.run(encode_argv(source, plan, profile, tmp, info, threads=threads))
-        result = describe_output(tmp)
-        if (result["width"], result["height"]) != (plan.width, plan.height):
-            raise VamError(
-                f"rendition {plan.name!r}: encoded {result['width']}x{result['height']}, "
-                f"planned {plan.width}x{plan.height}; check the scale filter in the ffmpeg log"
-            )
-        if result["rotation"]:
-            raise VamError(
-                f"rendition {plan.name!r}: the output still carries a {result['rotation']} degree "
-                "display rotation; it must be upright (was autorotation disabled?)"
-            )
-        os.replace(tmp, out)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    result = encode_checked(
+        lambda tmp: encode_argv(source, plan, profile, tmp, info, threads=threads),
+        out,
+        what=f"rendition {plan.name!r}",
+        size=(plan.width, plan.height),
+    )
     elapsed = time.monotonic() - started
     expected = expected_output(info, plan)
     result.update(
