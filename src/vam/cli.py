@@ -149,16 +149,20 @@ def cmd_archive(args: argparse.Namespace) -> int:
         "selected": planned.get("selected"),
         "to_process": planned.get("to_process"),
         "report": runner.task_result(run, "report"),
+        "failed_tasks": runner.failed_tasks(run),
     }
     if args.json:
         _print_json(result)
     else:
         report = result["report"] or {}
-        print(f"archive ingest {args.uri}: {result['state']}; {result['selected']} objects selected")
+        selected = "" if result["selected"] is None else f"; {result['selected']} objects selected"
+        print(f"archive ingest {args.uri}: {result['state']}{selected}")
         for outcome, n in (report.get("counts") or {}).items():
             print(f"  {outcome:10} {n:6}  {report['bytes'][outcome]} bytes")
         if report:
             print(f"  report: {report['html_uri']}")
+    if result["failed_tasks"]:
+        print(f"vam: tasks {', '.join(result['failed_tasks'])} failed: see their log above", file=sys.stderr)
     return EXIT_READY if result["state"] == "success" else EXIT_ERROR
 
 
@@ -352,8 +356,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except VamError as exc:
         print(f"vam: {exc}", file=sys.stderr)
-        if getattr(args, "json", False) and args.command in ("process", "show"):
-            _print_json({"asset_id": None, "status": "error", "reason": str(exc)})
+        if getattr(args, "json", False):
+            asset = {"asset_id": None} if args.command in ("process", "show") else {}
+            _print_json({**asset, "status": "error", "reason": str(exc)})
         return EXIT_ERROR
 
 

@@ -48,6 +48,18 @@ def task_result(dag_run, task_id: str, map_index: int = -1, key: str = "return_v
         return XComModel.deserialize_value(row) if row is not None else None
 
 
+def failed_tasks(dag_run) -> list[str]:
+    """The task ids of ``dag_run`` that ended failed or upstream_failed, in task order."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(TaskInstance.task_id, TaskInstance.state).filter(
+            TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
+        )
+        return list(dict.fromkeys(t for t, state in rows if str(state) in ("failed", "upstream_failed")))
+
+
 def run_dag(dag_id: str, conf: dict[str, Any], *, retries: int | None = 0):
     """Run DAG ``dag_id`` once in this process with ``conf``; returns the finished DagRun. Task
     logs go to stderr, so that stdout stays clean for the caller's output."""

@@ -25,6 +25,7 @@ from typing import Any
 
 from vam import storage
 from vam.catalog import TERMINAL_STATUSES
+from vam.errors import VamError
 from vam.ingest.landings import is_candidate
 from vam.runtime import Runtime
 
@@ -144,6 +145,8 @@ def report(rt: Runtime, keys_uri: str | None = None, *, job: str) -> dict[str, A
     import pandas as pd
 
     keys_uri = keys_uri or _job_uri(rt, job, "keys.jsonl")
+    if not storage.store_for(keys_uri).exists(keys_uri):
+        raise VamError(f"nothing to report for archive job {job}: its plan step listed nothing (see its log)")
     rows = []
     with rt.catalog() as cat:
         for line in storage.store_for(keys_uri).read_bytes(keys_uri).decode().splitlines():
