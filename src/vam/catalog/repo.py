@@ -133,6 +133,18 @@ class Catalog(EnrichmentRows):
                 (*values, asset_id),
             )
 
+    def touch_access(self, asset_id: str, *, min_interval_s: float = 300.0) -> bool:
+        """Record that the asset was read now, unless it was recorded less than
+        ``min_interval_s`` ago (one write per asset every few minutes, whatever the traffic).
+        Returns whether a write happened."""
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE assets SET last_accessed_at = now() WHERE asset_id = %s AND"
+                " (last_accessed_at IS NULL OR last_accessed_at < now() - make_interval(secs => %s))",
+                (asset_id, min_interval_s),
+            )
+            return cur.rowcount == 1
+
     def set_status(
         self,
         asset_id: str,
