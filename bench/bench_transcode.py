@@ -65,8 +65,11 @@ from vam.settings import load_settings
 MEDIA_STAGES = (
     "register",
     "probe",
+    "ladder_candidates",
+    "ladder_trial",
     "plan",
     "transcode",
+    "score",
     "quality",
     "quality_gate",
     "package",
@@ -74,6 +77,8 @@ MEDIA_STAGES = (
     "finalize",
 )
 TARGET_TRANSCODE_RATIO = 1.15  # the issue's aim for a 20 s clip: transcode stage / (a)
+TARGET_QUALITY_SHARE = 0.40  # quality stage CPU / transcode stage CPU (issue 11, 20 s clip)
+TARGET_PIPELINE_VS_B = 1.6  # whole pipeline wall / (b) in ladder mode on a 60 s clip (issue 11)
 SAMPLE_INTERVAL = 0.2  # seconds between two samples of the process tree's memory
 KEEP_ENV = ("VAM_FFMPEG", "VAM_FFPROBE", "VAM_FFMPEG_THREADS")  # tool settings shared by both sides
 BUSY_WARNING = 0.1  # cores busy with other processes above which the report warns
@@ -408,7 +413,8 @@ def read_encode_seconds(airflow_db: Path, dag_id: str, run_id: str) -> dict[str,
         for (value,) in rows:
             data = json.loads(value)
             data = json.loads(data) if isinstance(data, str) else data
-            out[data["name"]] = float(data["encode_seconds"])
+            for item in data if isinstance(data, list) else [data]:  # a group: its renditions
+                out[item["name"]] = float(item["encode_seconds"])
         return out
     except (sqlite3.Error, ValueError, KeyError, TypeError):
         return {}
@@ -416,7 +422,7 @@ def read_encode_seconds(airflow_db: Path, dag_id: str, run_id: str) -> dict[str,
 
 def run_pipeline(source: Path, profile: str, env: dict[str, str], work: Path) -> PipelineRun:
     vam = Path(sys.executable).with_name("vam")
-    argv = [str(vam), "process", str(source), "--json", "--profile", profile]
+    argv = [str(vam), "process", str(source), "--json", "--profile", profile, "--force"]
     out, log = work / "vam-process.json", work / "vam-process.log"
     usage = run_measured(argv, log=log, env=env, stdout=out)
     try:
@@ -628,12 +634,19 @@ def print_report(
         print(f"    before the first task  {startup:6.1f} s  (interpreter, imports, DB check, DAG load)")
         print(f"    between tasks          {between:6.1f} s  (dag.test scheduling)")
         print(f"    after the last task    {teardown:6.1f} s  (summary from the catalog, exit)")
-    quality = pipeline.stage_seconds("quality")
+    quality = pipeline.stage_seconds("score") + pipeline.stage_seconds("quality")
+    quality_cpu = pipeline.stage_cpu("score") + pipeline.stage_cpu("quality")
     packaging = pipeline.stage_seconds("package") + pipeline.stage_seconds("publish")
     print(
-        f"  quality measurement (VMAF n_subsample {prof.vmaf_n_subsample} + decode check): {quality:.1f} s"
-        f" = {100 * quality / p.wall:.0f}% of the pipeline's wall; packaging (package + publish):"
-        f" {packaging:.1f} s = {100 * packaging / p.wall:.0f}%"
+        f"  quality measurement (score + quality: VMAF n_subsample {prof.vmaf_n_subsample}, decode check):"
+        f" {quality:.1f} s = {100 * quality / p.wall:.0f}% of the pipeline's wall; packaging (package +"
+        f" publish): {packaging:.1f} s = {100 * packaging / p.wall:.0f}%"
+    )
+    print(
+        f"  grouping {args.grouping}: quality stage CPU / transcode stage CPU "
+        f"{_ratio(quality_cpu, transcode_cpu)} (aim <= {TARGET_QUALITY_SHARE}); pipeline / (b) wall "
+        f"{_ratio(p.wall, split.wall)}, CPU {_ratio(p.cpu, split.cpu)} (aim in ladder mode, 60 s: <= "
+        f"{TARGET_PIPELINE_VS_B})"
     )
 
     print("\nrenditions (same settings on both sides; sizes should agree)")
@@ -669,6 +682,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="source length (default 20)")
     parser.add_argument("--profile", default="default", help="encoding profile (default: default)")
+    parser.add_argument(
+        "--grouping",
+        choices=("rendition", "ladder", "both"),
+        default="rendition",
+        help="VAM_ENCODE_GROUPING of the pipeline run; both: one run each (default rendition)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (printed at the end)")
     parser.add_argument(
         "--cold", action="store_true", help="do not create the Airflow metadata DB before timing the pipeline"
@@ -706,12 +725,22 @@ def main(argv: list[str] | None = None) -> int:
             if not args.cold:
                 progress("creating the Airflow metadata DB (not timed)")
                 setup = init_airflow_db(env, work / "airflow-init.log")
-            progress(f"vam process --profile {prof.key} (a few minutes)")
-            pipeline = run_pipeline(source, args.profile, env, work)
-            status = pipeline.result.get("status")
-            progress(f"pipeline: {status} in {pipeline.usage.wall:.1f} s")
-            if status != "ready":  # still measured and reported: the tasks that ran have timings
-                progress(f"vam process ended {status}: {pipeline.result.get('reason')}")
+            groupings = ["rendition", "ladder"] if args.grouping == "both" else [args.grouping]
+            pipelines = {}
+            for grouping in groupings:
+                progress(f"vam process --profile {prof.key}, grouping {grouping} (a few minutes)")
+                run_dir = work / grouping
+                run_dir.mkdir()
+                pipelines[grouping] = run_pipeline(
+                    source, args.profile, {**env, "VAM_ENCODE_GROUPING": grouping}, run_dir
+                )
+                status = pipelines[grouping].result.get("status")
+                progress(f"pipeline ({grouping}): {status} in {pipelines[grouping].usage.wall:.1f} s")
+                if status != "ready":  # still measured and reported: the tasks that ran have timings
+                    progress(f"vam process ended {status}: {pipelines[grouping].result.get('reason')}")
+            status = (
+                "ready" if all(x.result.get("status") == "ready" for x in pipelines.values()) else "failed"
+            )
 
             progress(f"(a) {len(plans)} ffmpeg processes, one after another")
             seq, seq_each = run_sequential(source, plans, prof, info, work / "a", threads)
@@ -720,19 +749,20 @@ def main(argv: list[str] | None = None) -> int:
             progress("reference: decoding the source only")
             decode = run_decode(source, threads, work / "decode.log")
 
-            print_report(
-                args=args,
-                prof=prof,
-                info=info,
-                plans=plans,
-                pipeline=pipeline,
-                seq=seq,
-                seq_each=seq_each,
-                split=split,
-                decode=decode,
-                setup=setup,
-                work=work,
-            )
+            for grouping, pipeline in pipelines.items():
+                print_report(
+                    args=argparse.Namespace(**{**vars(args), "grouping": grouping}),
+                    prof=prof,
+                    info=info,
+                    plans=plans,
+                    pipeline=pipeline,
+                    seq=seq,
+                    seq_each=seq_each,
+                    split=split,
+                    decode=decode,
+                    setup=setup,
+                    work=work,
+                )
         if status != "ready":
             print(f"vam process did not reach ready; see {work / 'vam-process.log'}", file=sys.stderr)
             return 1

@@ -40,12 +40,15 @@ from operators.enrich import (
 from operators.ingest import VamRegisterOperator
 from operators.media import (
     VamFinalizeOperator,
+    VamLadderCandidatesOperator,
+    VamLadderTrialOperator,
     VamPackageOperator,
     VamPlanOperator,
     VamProbeOperator,
     VamPublishOperator,
     VamQualityGateOperator,
     VamQualityOperator,
+    VamScoreOperator,
     VamTranscodeOperator,
 )
 from vam.settings import dag_settings
@@ -58,6 +61,11 @@ per_rendition = {
     "map_index_template": "{{ task.rendition['name'] }}",
     "execution_timeout": timedelta(hours=6),
 }
+# a transcode task encodes a group: one rendition, or the whole ladder (encode_grouping: ladder)
+per_group = {
+    **per_rendition,
+    "map_index_template": "{{ task.rendition | map(attribute='name') | join('+') }}",
+}
 
 with DAG(
     dag_id="vam_process",
@@ -69,7 +77,7 @@ with DAG(
     doc_md=__doc__,
     default_args={
         "retries": settings.retries,
-        "retry_delay": timedelta(seconds=30),
+        "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
         "retry_exponential_backoff": True,
         "aws_conn_id": settings.aws_conn_id,
     },
@@ -95,12 +103,34 @@ with DAG(
     asset_id = register.output["asset_id"]
     tags = VamTagsOperator(task_id="tags", asset_id=asset_id, tags="{{ params.tags }}")
     probe = VamProbeOperator(task_id="probe", asset_id=asset_id, profile="{{ params.profile }}")
-    plan = VamPlanOperator(task_id="plan", asset_id=asset_id, profile="{{ params.profile }}")
-    transcode = VamTranscodeOperator.partial(task_id="transcode", asset_id=asset_id, **per_rendition).expand(
+    # per-title profiles: samples -> one trial task per candidate size -> the plan picks the rungs
+    # (a fixed-ladder profile: one no-op trial)
+    candidates = VamLadderCandidatesOperator(
+        task_id="ladder_candidates", asset_id=asset_id, profile="{{ params.profile }}", **media
+    )
+    trials = VamLadderTrialOperator.partial(
+        task_id="ladder_trial",
+        asset_id=asset_id,
+        map_index_template="{{ task.candidate['name'] }}",
+        execution_timeout=timedelta(hours=2),
+        **media,
+    ).expand(candidate=candidates.output)
+    plan = VamPlanOperator(
+        task_id="plan", asset_id=asset_id, profile="{{ params.profile }}", analysis=trials.output, groups=True
+    )
+    transcode = VamTranscodeOperator.partial(task_id="transcode", asset_id=asset_id, **per_group).expand(
         rendition=plan.output
     )
+    # one decode of the source scores every rendition; each quality task records one rendition's result
+    score = VamScoreOperator(
+        task_id="score",
+        asset_id=asset_id,
+        renditions=transcode.output,
+        execution_timeout=timedelta(hours=6),
+        **media,
+    )
     quality = VamQualityOperator.partial(task_id="quality", asset_id=asset_id, **per_rendition).expand(
-        rendition=transcode.output
+        rendition=score.output
     )
     gate = VamQualityGateOperator(task_id="quality_gate", asset_id=asset_id, results=quality.output)
     transcript = VamTranscriptOperator(task_id="transcript", asset_id=asset_id, **media)
@@ -119,7 +149,7 @@ with DAG(
     )
     finalize = VamFinalizeOperator(task_id="finalize", register_task_id="register")
 
-    probe >> [plan, transcript, scenes]
+    probe >> [candidates, plan, transcript, scenes]
     gate >> package
     [tags, labels, moderation] >> publish
     # finalize waits for every task (trigger rule all_done), so it sees the run's whole outcome

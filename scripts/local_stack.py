@@ -8,6 +8,12 @@
     clean   stop, then delete the stack's data: .vam/ and its catalog and Airflow databases
     env     print the environment (shell `export` lines) the stack's processes run with
 
+VAM_EXECUTOR=celery runs the CeleryExecutor instead of the LocalExecutor: the machine's Redis as the
+broker (VAM_CELERY_BROKER_URL), results in the Airflow database, and VAM_CELERY_WORKERS (2) worker
+processes named worker1, worker2, ... on the queues media, enrich and default, VAM_CELERY_CONCURRENCY
+(1) task slots each (see vam.orchestration.local_celery). VAM_RUN_SAMPLE=false starts the stack without
+dropping the sample; VAM_AIRFLOW_DB names the Airflow database (vam_airflow).
+
 State lives in .vam/ at the repository root: pids/, logs/, seaweed/, airflow/, stack.env.
 """
 
@@ -41,6 +47,9 @@ AIRFLOW_SERVICES = {
     "triggerer": ["triggerer", "--skip-serve-logs"],
 }
 SAMPLE_KEY = "samples/vam-sample-720p.mp4"
+# VAM_EXECUTOR=celery: CeleryExecutor with Redis and worker processes (vam.orchestration.local_celery)
+EXECUTOR = os.environ.get("VAM_EXECUTOR", "local").strip().lower()
+AIRFLOW_DB = os.environ.get("VAM_AIRFLOW_DB", "vam_airflow")
 
 
 def log(msg: str) -> None:
@@ -96,14 +105,14 @@ def build_env(catalog_dsn: str, s3_endpoint: str, creds: dict[str, str]) -> dict
     from vam.catalog.dsn import create_database, with_dbname
     from vam.orchestration.env import jwt_secret
 
-    airflow_db = create_database(with_dbname(catalog_dsn, "postgres"), "vam_airflow")
+    airflow_db = create_database(with_dbname(catalog_dsn, "postgres"), AIRFLOW_DB)
     conn = {
         "conn_type": "aws",
         "login": creds["access_key"],
         "password": creds["secret_key"],
         "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
     }
-    return {
+    env = {
         "VAM_HOME": str(HOME),
         "VAM_CATALOG_DSN": catalog_dsn,
         "VAM_S3_ENDPOINT_URL": s3_endpoint,
@@ -132,6 +141,11 @@ def build_env(catalog_dsn: str, s3_endpoint: str, creds: dict[str, str]) -> dict
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn),
         "PYTHONPATH": str(ROOT / "plugins"),
     }
+    if EXECUTOR == "celery":
+        from vam.orchestration import local_celery
+
+        env.update(local_celery.airflow_env(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]))
+    return env
 
 
 def _airflow(env: dict[str, str], *args: str) -> None:
@@ -169,7 +183,22 @@ def _wait_http(url: str, timeout: float) -> None:
     raise SystemExit(f"{url} did not answer within {timeout:.0f} s: see {HOME / 'logs'}")
 
 
+def _start_celery_workers(env: dict[str, str]) -> None:
+    from vam.orchestration import local_celery
+
+    for worker in local_celery.workers():
+        pid_file = str(HOME / "airflow" / f"worker-{worker.name}.pid")  # its own (not airflow-worker.pid)
+        argv = worker.argv(str(BIN / "airflow"), pid_file)
+        _spawn(f"celery-{worker.name}", argv, {**env, "VAM_WORKER_NAME": worker.name})
+
+
+def _worker_names() -> list[str]:
+    return sorted(p.stem for p in (HOME / "pids").glob("celery-*.pid"))
+
+
 def start() -> int:
+    if EXECUTOR not in ("local", "celery"):
+        raise SystemExit(f"VAM_EXECUTOR={EXECUTOR!r} is not supported: use local (the default) or celery")
     (HOME / "pids").mkdir(parents=True, exist_ok=True)
     os.environ["VAM_HOME"] = str(HOME)
     from vam import devstack, storage
@@ -207,11 +236,21 @@ def start() -> int:
         "1",
         "vam archive ingest batches (bulk work never starves live ingest)",
     )
+    _airflow(env, "pools", "set", "lifecycle", "2", "vam_lifecycle move batches (storage moves)")
     password = _admin_password(Path(env["AIRFLOW_HOME"]))
+    if EXECUTOR == "celery":
+        from vam.orchestration import local_celery
+
+        local_celery.check_broker(env["AIRFLOW__CELERY__BROKER_URL"])
+        log(f"CeleryExecutor, broker {local_celery.redacted(env['AIRFLOW__CELERY__BROKER_URL'])}")
+        _start_celery_workers(env)
     for name, args in AIRFLOW_SERVICES.items():
         _spawn(name, [str(BIN / "airflow"), *args], env)
     _wait_http(f"http://127.0.0.1:{API_PORT}/api/v2/monitor/health", 180)
     log(f"Airflow UI: http://127.0.0.1:{API_PORT}  login: admin / {password}")
+    if os.environ.get("VAM_RUN_SAMPLE", "true").strip().lower() in ("0", "false", "no", "off"):
+        log("VAM_RUN_SAMPLE is off: no sample dropped; stop everything with: make stop")
+        return 0
 
     # Drop the sample into the landing bucket; the ingest DAG picks it up on its next poll.
     os.environ.update(env)
@@ -268,21 +307,26 @@ def _wait_ready(sha: str, endpoint: str, timeout: float) -> int:
     return 0
 
 
-def stop() -> int:
-    for name in [*reversed(list(AIRFLOW_SERVICES))]:
-        pid = _running(name)
-        if pid is None:
-            continue
+def _stop_all(names: list[str], timeout: float = 15.0) -> None:
+    """SIGTERM each process group at once, wait up to ``timeout`` for all, SIGKILL what is left."""
+    pids = {name: pid for name in names if (pid := _running(name)) is not None}
+    for name, pid in pids.items():
         log(f"stopping {name} (pid {pid})")
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        for _ in range(30):
-            if not _alive(pid):
-                break
-            time.sleep(0.5)
-        else:
-            os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for name, pid in pids.items():
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
         _pidfile(name).unlink(missing_ok=True)
+
+
+def stop() -> int:
+    _stop_all(_worker_names())  # Celery workers first (a warm shutdown finishes their tasks)
+    _stop_all(list(reversed(list(AIRFLOW_SERVICES))))
     from vam import devstack
 
     if (HOME / "seaweed").exists():
@@ -300,7 +344,7 @@ def clean() -> int:
     os.environ["VAM_HOME"] = str(HOME)
     catalog_dsn = os.environ.get("VAM_CATALOG_DSN") or devstack.ensure_catalog(load_settings())
     admin = with_dbname(catalog_dsn, "postgres")
-    for name in (psycopg2.extensions.parse_dsn(catalog_dsn)["dbname"], "vam_airflow"):
+    for name in (psycopg2.extensions.parse_dsn(catalog_dsn)["dbname"], AIRFLOW_DB):
         drop_database(admin, name)
         log(f"dropped database {name}")
     if (HOME / "pgdata").exists():

@@ -20,10 +20,23 @@ class VamOperator(BaseOperator):
 
     ui_color = "#dbeafe"
     step: str = ""  # the name a failure is recorded under (default: the task id)
+    # the Celery queue by role (media, enrich, default; vam.orchestration.topology): an explicit
+    # ``queue=`` (argument or default_args) wins; the LocalExecutor ignores queues
+    queue_role: str = "default"
 
     def __init__(self, *, aws_conn_id: str = "aws_default", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**_with_role_queue(self.queue_role, kwargs))
         self.aws_conn_id = aws_conn_id
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+        """As BaseOperator.partial, with the role's queue (a mapped task is not built by __init__)."""
+        from airflow.sdk.definitions._internal.contextmanager import DagContext
+
+        dag = kwargs.get("dag") or DagContext.get_current()
+        if dag is not None and "queue" in (dag.default_args or {}):
+            return super().partial(**kwargs)
+        return super().partial(**_with_role_queue(cls.queue_role, kwargs))
 
     def runtime(self, context: Context) -> Runtime:
         """vam's runtime for this task: settings, clients from the connections, and a work-dir name
@@ -46,6 +59,14 @@ class VamOperator(BaseOperator):
         from vam.orchestration.failures import kill_media
 
         kill_media()
+
+
+def _with_role_queue(role: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    if role == "default" or "queue" in kwargs or "queue" in (kwargs.get("default_args") or {}):
+        return kwargs
+    from vam.orchestration.topology import queue_for
+
+    return {**kwargs, "queue": queue_for(role)}
 
 
 def require(value: Any, what: str) -> Any:

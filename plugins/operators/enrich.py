@@ -48,6 +48,8 @@ class VamTranscriptOperator(_AssetOperator):
     """Whisper speech to text with word timestamps, a WebVTT caption track and embeddings for
     semantic search. Returns ``{"language", "segments", "captions_uri"}``."""
 
+    queue_role = "enrich"
+
     def execute(self, context: Context) -> dict:
         from vam.steps.enrich import transcript
 
@@ -58,6 +60,8 @@ class VamScenesOperator(_AssetOperator):
     """TransNetV2 shots, chapters (WebVTT) and one keyframe per scene. Returns ``{"scenes",
     "chapters_uri", "keyframes": [uri]}``."""
 
+    queue_role = "enrich"
+
     def execute(self, context: Context) -> dict:
         from vam.steps.enrich import scenes
 
@@ -65,6 +69,7 @@ class VamScenesOperator(_AssetOperator):
 
 
 class _KeyframesOperator(_AssetOperator):
+    queue_role = "enrich"
     template_fields = ("asset_id", "scenes")
 
     def __init__(self, *, asset_id: str, scenes: dict, **kwargs: Any) -> None:

@@ -36,6 +36,7 @@ class VamProbeOperator(VamOperator):
     size, frame rate). Returns the source metadata. An unusable source is quarantined, the asset
     ``rejected`` with the reason, and the task fails (no retry)."""
 
+    queue_role = "media"
     template_fields = ("asset_id", "profile")
 
     def __init__(self, *, asset_id: str, profile: str | None = None, **kwargs: Any) -> None:
@@ -51,9 +52,49 @@ class VamProbeOperator(VamOperator):
 
 
 class VamPlanOperator(VamOperator):
-    """The ladder for the asset: the profile's rungs fitted to the source, never upscaled. Returns
-    one dict per rendition (map over it); the profile version is pinned for the rest of the run."""
+    """The ladder for the asset: the profile's rungs fitted to the source, never upscaled (a
+    per-title profile: the rungs its ``analysis`` chose, i.e. :class:`VamLadderTrialOperator`'s
+    results). Returns one dict per rendition (map over it), or with ``groups=True`` one list per
+    transcode task (one rendition each, or the whole ladder when ``encode_grouping`` is ``ladder``);
+    the profile version is pinned for the rest of the run."""
 
+    template_fields = ("asset_id", "profile", "analysis")
+
+    def __init__(
+        self,
+        *,
+        asset_id: str,
+        profile: str | None = None,
+        analysis: list[dict] | None = None,
+        groups: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.asset_id = asset_id
+        self.profile = profile
+        self.analysis = analysis
+        self.groups = groups
+
+    def execute(self, context: Context) -> list:
+        from vam.steps.plan import plan, plan_groups
+
+        analysis = [t for t in (self.analysis or []) if t]
+        return self.call(
+            context,
+            self.asset_id,
+            plan_groups if self.groups else plan,
+            require(self.asset_id, "asset_id"),
+            self.profile or None,
+            analysis or None,
+        )
+
+
+class VamLadderCandidatesOperator(VamOperator):
+    """Per-title analysis, first step: picks the source's sample segments (a fast scene-activity
+    scan) and returns one item per candidate size (map :class:`VamLadderTrialOperator` over it);
+    a fixed-ladder profile gives one no-op item."""
+
+    queue_role = "media"
     template_fields = ("asset_id", "profile")
 
     def __init__(self, *, asset_id: str, profile: str | None = None, **kwargs: Any) -> None:
@@ -62,24 +103,65 @@ class VamPlanOperator(VamOperator):
         self.profile = profile
 
     def execute(self, context: Context) -> list[dict]:
-        from vam.steps.plan import plan
+        from vam.steps.ladder_analysis import candidates
 
         return self.call(
-            context, self.asset_id, plan, require(self.asset_id, "asset_id"), self.profile or None
+            context, self.asset_id, candidates, require(self.asset_id, "asset_id"), self.profile or None
+        )
+
+
+class VamLadderTrialOperator(VamOperator):
+    """Per-title analysis at one candidate size: trial encodes of the samples at every trial CRF,
+    scored with VMAF; the points go to the catalog and to :class:`VamPlanOperator`'s ``analysis``.
+    Use ``.partial(asset_id=...).expand(candidate=candidates.output)``."""
+
+    queue_role = "media"
+    template_fields = ("asset_id", "candidate")
+
+    def __init__(self, *, asset_id: str, candidate: dict, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.asset_id = asset_id
+        self.candidate = candidate
+
+    def execute(self, context: Context) -> dict:
+        from vam.steps.ladder_analysis import trial
+
+        return self.call(context, self.asset_id, trial, require(self.asset_id, "asset_id"), self.candidate)
+
+
+class VamScoreOperator(VamOperator):
+    """VMAF, SSIM, PSNR and the decode check of every rendition in one pass over the source (one
+    decode of it); returns one result per rendition for :class:`VamQualityOperator` mapped over it,
+    which records each on its own. ``renditions``: the transcode tasks' results (dicts or groups)."""
+
+    queue_role = "media"
+    template_fields = ("asset_id", "renditions")
+
+    def __init__(self, *, asset_id: str, renditions: list, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.asset_id = asset_id
+        self.renditions = renditions
+
+    def execute(self, context: Context) -> list[dict]:
+        from vam.steps.quality import score
+
+        return self.call(
+            context, self.asset_id, score, require(self.asset_id, "asset_id"), list(self.renditions)
         )
 
 
 class _RenditionOperator(VamOperator):
     """A step over one rendition of one asset (mapped: ``.expand(rendition=...)``)."""
 
+    queue_role = "media"
     template_fields = ("asset_id", "rendition")
 
-    def __init__(self, *, asset_id: str, rendition: dict, **kwargs: Any) -> None:
+    def __init__(self, *, asset_id: str, rendition: dict | list[dict], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.asset_id = asset_id
         self.rendition = rendition
 
-    def run(self, context: Context, fn: Any) -> dict:
+    def run(self, context: Context, fn: Any) -> Any:
         return self.call(context, self.asset_id, fn, require(self.asset_id, "asset_id"), self.rendition)
 
 
@@ -87,10 +169,11 @@ class VamTranscodeOperator(_RenditionOperator):
     """Encode one rendition (an item of the plan) to its deterministic key. Use with
     ``.partial(asset_id=...).expand(rendition=plan.output)`` and ``pool="transcode"``."""
 
-    def execute(self, context: Context) -> dict:
-        from vam.steps.transcode import transcode
+    def execute(self, context: Context) -> dict | list[dict]:
+        from vam.steps.transcode import transcode, transcode_group
 
-        return self.run(context, transcode)
+        # a group (VamPlanOperator(groups=True)): its renditions from one decode of the source
+        return self.run(context, transcode_group if isinstance(self.rendition, list) else transcode)
 
 
 class VamQualityOperator(_RenditionOperator):
@@ -99,9 +182,10 @@ class VamQualityOperator(_RenditionOperator):
     against the source cropped and trimmed the same way)."""
 
     def execute(self, context: Context) -> dict:
-        from vam.steps.quality import measure
+        from vam.steps.quality import measure, record
 
-        return self.run(context, measure)
+        # a result of VamScoreOperator's shared pass is recorded; anything else is measured here
+        return self.run(context, record if self.rendition.get("scored") else measure)
 
 
 class VamQualityGateOperator(VamOperator):
@@ -125,6 +209,7 @@ class VamPackageOperator(VamOperator):
     """HLS and DASH from the renditions (stream copy), with the transcript's captions; manifests
     are staged until publish."""
 
+    queue_role = "media"
     template_fields = ("asset_id", "renditions", "transcript")
 
     def __init__(
@@ -243,6 +328,7 @@ class VamSocialCropOperator(VamOperator):
     ``max_seconds``, stored and cataloged as a derived output (``vam show`` lists it). Returns what
     :class:`VamQualityOperator` needs to check it against the source cropped the same way."""
 
+    queue_role = "media"
     template_fields = ("asset_id", "aspect", "gravity", "max_seconds")
 
     def __init__(

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from vam.runtime import Runtime
 
 __version__ = "0.1.0"
-__all__ = ["drop", "process", "search", "show", "tag"]
+__all__ = ["drop", "process", "search", "show", "tag", "url"]
 
 
 def _rt(rt: Runtime | None) -> Runtime:
@@ -91,6 +91,22 @@ def tag(
     with rt.catalog() as cat:
         cat.get_asset(asset_id)  # a clear error for an unknown asset
     return update_tags(rt, asset_id, changes, actor=actor, source=source)
+
+
+def url(
+    asset_id: str,
+    *,
+    base: str | None = None,
+    ttl_seconds: int | None = None,
+    fmt: str | None = None,
+    rt: Runtime | None = None,
+) -> dict[str, Any]:
+    """Signed playback URLs of a ready asset (``url``: the HLS manifest, or DASH with ``fmt="dash"``;
+    also ``hls``, ``dash``, ``captions``, ``chapters``, ``watch``, ``expires``). ``base`` defaults to
+    the ``public_url`` setting; the token covers every object below the asset."""
+    from vam.steps.delivery import playback
+
+    return playback(_rt(rt), asset_id, base=base, ttl_seconds=ttl_seconds, fmt=fmt)
 
 
 def drop(path: str, *, key: str | None = None, rt: Runtime | None = None) -> str:

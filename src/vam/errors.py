@@ -52,3 +52,11 @@ class ChecksumMismatch(StorageError):
 
 class CatalogError(VamError):
     """The catalog database cannot be reached or is inconsistent."""
+
+
+class PolicyError(PermanentFailure):
+    """A lifecycle policy or price table that is malformed; the message names the key."""
+
+
+class LegalHoldError(PermanentFailure):
+    """An operation that would move or delete an asset under legal hold."""

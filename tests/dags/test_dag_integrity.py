@@ -42,9 +42,14 @@ def test_processing_dag_reads_like_the_pipeline(dagbag):
     assert dag.get_task("register").upstream_task_ids == set()
     upstream = {t: dag.get_task(t).upstream_task_ids for t in dag.task_ids}
     assert upstream["probe"] == {"register"}
-    assert upstream["plan"] == {"probe", "register"}
+    # per-title analysis: samples, then one trial task per candidate size, then the plan
+    assert upstream["ladder_candidates"] == {"probe", "register"}
+    assert upstream["ladder_trial"] == {"ladder_candidates", "register"}
+    assert upstream["plan"] == {"probe", "register", "ladder_trial"}
     assert "plan" in upstream["transcode"]
-    assert "transcode" in upstream["quality"]
+    # one scoring pass over every rendition, then one quality task per rendition
+    assert "transcode" in upstream["score"]
+    assert "score" in upstream["quality"]
     # enrichment fans out beside the renditions, straight after probe
     assert upstream["transcript"] == {"probe", "register"}
     assert upstream["scenes"] == {"probe", "register"}

@@ -13,7 +13,14 @@ import pytest
 
 from vam.orchestration.env import PLUGINS_FOLDER
 
-MODULES = ["operators.ingest", "operators.media", "operators.enrich"]
+MODULES = [
+    "operators.ingest",
+    "operators.media",
+    "operators.enrich",
+    "operators.storage",
+    "operators.lifecycle",
+    "operators.transform",
+]
 
 
 def _operator_classes():

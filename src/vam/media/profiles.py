@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from vam.errors import ProfileError, UnknownProfile
-from vam.media.types import Profile, ProfileLimits, Rung
+from vam.media.types import PerTitle, Profile, ProfileLimits, Rung
 
 CODECS = ("h264", "hevc", "av1")
 AUDIO_CODECS = ("aac",)
@@ -50,13 +50,18 @@ _CODEC_PROFILES = {
 _CRF_MAX = {"h264": 51, "hevc": 51, "av1": 63}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
-_TOP_KEYS = {"name", "version", "description", "segment_seconds", "audio", "quality", "limits", "rungs"}
+_TOP_KEYS = {
+    "name", "version", "description", "segment_seconds", "audio", "quality", "limits", "rungs",
+    "per_title", "encode_grouping",
+}  # fmt: skip
+_PER_TITLE_KEYS = {"heights", "crfs", "samples", "sample_seconds", "jnd", "min_bitrate_step", "n_subsample"}
+ENCODE_GROUPINGS = ("rendition", "ladder")
 _AUDIO_KEYS = {"codec", "channels", "sample_rate"}
 _QUALITY_KEYS = {"vmaf_model", "n_subsample", "max_frame_delta", "max_duration_delta"}
 _LIMITS_KEYS = {"max_duration_s", "max_width", "max_height", "min_fps", "max_fps"}
 _RUNG_KEYS = {
     "name", "height", "codec", "video_bitrate_kbps", "crf", "preset", "profile",
-    "audio_bitrate_kbps", "min_vmaf", "min_ssim", "min_psnr",
+    "audio_bitrate_kbps", "min_vmaf", "min_ssim", "min_psnr", "target_vmaf",
 }  # fmt: skip
 
 
@@ -239,6 +244,17 @@ def _from_data(path: str | Path, data: Any) -> Profile:
             raise top.error(f"rungs[{i}].name", f"duplicate rung name {rung.name!r}")
         seen.add(rung.name)
     rungs.sort(key=lambda r: r.height, reverse=True)  # highest first; stable for equal heights
+    per_title = None
+    if top.raw("per_title", None) is not None:
+        per_title = _parse_per_title(_Reader(path, top.raw("per_title"), "per_title"))
+        for i, rung in enumerate(rungs):
+            if rung.target_vmaf is None:
+                raise top.error(
+                    f"rungs[{i}].target_vmaf", "missing: every rung of a per_title profile needs one"
+                )
+        targets = [r.target_vmaf for r in rungs]
+        if targets != sorted(targets, reverse=True):
+            raise top.error("rungs", "per_title: target_vmaf must not rise as the rungs' heights fall")
 
     return Profile(
         name=name,
@@ -254,6 +270,36 @@ def _from_data(path: str | Path, data: Any) -> Profile:
         max_duration_delta=quality.number("max_duration_delta", 0.25, minimum=0.0),
         description=str(top.raw("description", "")).strip(),
         limits=limits,
+        per_title=per_title,
+        encode_grouping=top.string("encode_grouping", "", choices=ENCODE_GROUPINGS),
+    )
+
+
+def _int_list(r: _Reader, key: str, default: tuple[int, ...], lo: int, hi: int) -> tuple[int, ...]:
+    value = r.raw(key, list(default))
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi for v in value)
+    ):
+        raise r.error(r.key(key), f"must be a non-empty list of integers from {lo} to {hi}, got {value!r}")
+    return tuple(sorted(set(value)))
+
+
+def _parse_per_title(r: _Reader) -> PerTitle:
+    r.check_keys(_PER_TITLE_KEYS)
+    d = PerTitle()
+    crfs = _int_list(r, "crfs", d.crfs, 0, 63)
+    if len(crfs) < 2:
+        raise r.error(r.key("crfs"), "needs at least two CRFs to interpolate between")
+    return PerTitle(
+        heights=tuple(sorted(_int_list(r, "heights", d.heights, 16, 8192), reverse=True)),
+        crfs=crfs,
+        samples=r.integer("samples", d.samples, minimum=1, maximum=20),
+        sample_seconds=r.number("sample_seconds", d.sample_seconds, minimum=0.5, maximum=30.0),
+        jnd=r.number("jnd", d.jnd, minimum=0.5, maximum=30.0),
+        min_bitrate_step=r.number("min_bitrate_step", d.min_bitrate_step, minimum=0.0, maximum=0.9),
+        n_subsample=r.integer("n_subsample", d.n_subsample, minimum=1, maximum=30),
     )
 
 
@@ -293,4 +339,5 @@ def _parse_rung(path: str | Path, raw: Any, index: int) -> Rung:
         min_vmaf=r.number("min_vmaf", 0.0, maximum=100.0),
         min_ssim=r.number("min_ssim", 0.0, maximum=1.0),
         min_psnr=r.number("min_psnr", 0.0, maximum=100.0),
+        target_vmaf=r.number("target_vmaf", None, maximum=100.0),
     )

@@ -84,6 +84,34 @@ class Rung:
     min_vmaf: float = 0.0  # quality gate thresholds for this rung
     min_ssim: float = 0.0
     min_psnr: float = 0.0
+    # per-title profiles (a ``per_title:`` section): the VMAF this rung must reach; the rung's
+    # ``height`` is then the largest size it may use and ``video_bitrate_kbps`` its cap
+    target_vmaf: float | None = None
+
+
+@dataclass(frozen=True)
+class PerTitle:
+    """A profile's ``per_title:`` section: how the analysis samples, encodes and scores the source
+    (:mod:`vam.media.per_title`)."""
+
+    heights: tuple[int, ...] = (1080, 720, 540, 360)  # candidate sizes (short side), never upscaled
+    crfs: tuple[int, ...] = (18, 24, 30, 36)  # trial CRFs at each size
+    samples: int = 3  # segments of the source encoded as trials
+    sample_seconds: float = 2.0  # each
+    jnd: float = 6.0  # VMAF points of one just-noticeable difference
+    min_bitrate_step: float = 0.15  # a rung within a JND of the one above is kept only if it saves this
+    n_subsample: int = 5  # VMAF of the trials on every n-th frame (pairs, see vam.media.scoring)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "heights": list(self.heights),
+            "crfs": list(self.crfs),
+            "samples": self.samples,
+            "sample_seconds": self.sample_seconds,
+            "jnd": self.jnd,
+            "min_bitrate_step": self.min_bitrate_step,
+            "n_subsample": self.n_subsample,
+        }
 
 
 @dataclass(frozen=True)
@@ -123,6 +151,8 @@ class Profile:
     max_duration_delta: float = 0.25  # gate: seconds
     description: str = ""
     limits: ProfileLimits = field(default_factory=ProfileLimits)  # the sources it accepts
+    per_title: PerTitle | None = None  # set: the ladder is chosen per source (vam.media.per_title)
+    encode_grouping: str = ""  # "rendition" | "ladder"; empty: the deployment's VAM_ENCODE_GROUPING
 
     @property
     def key(self) -> str:
@@ -135,7 +165,7 @@ class Profile:
         :func:`vam.media.profiles.profile_from_dict` validates it and gives
         back an equal profile.
         """
-        return {
+        data = {
             "name": self.name,
             "version": self.version,
             "description": self.description,
@@ -166,10 +196,17 @@ class Profile:
                     "min_vmaf": r.min_vmaf,
                     "min_ssim": r.min_ssim,
                     "min_psnr": r.min_psnr,
+                    **({"target_vmaf": r.target_vmaf} if r.target_vmaf is not None else {}),
                 }
                 for r in self.rungs
             ],
         }
+        # Only when set, so the pinned definition (and its sha256) of older profiles is unchanged.
+        if self.per_title is not None:
+            data["per_title"] = self.per_title.to_dict()
+        if self.encode_grouping:
+            data["encode_grouping"] = self.encode_grouping
+        return data
 
 
 @dataclass(frozen=True)

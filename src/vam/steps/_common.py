@@ -19,6 +19,18 @@ CONTENT_TYPES = {
 }
 
 
+# The tier recorded for what the steps write (under processed_uri): the shipped policies call the
+# tier of that prefix "hot"; the lifecycle planner tiers objects by their URI in any case.
+WRITE_TIER = "hot"
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of an object written from memory (recorded with it: the mover verifies moves on it)."""
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
 def content_type(uri: str) -> str | None:
     return CONTENT_TYPES.get(PurePosixPath(uri.split("?", 1)[0]).suffix.lower())
 

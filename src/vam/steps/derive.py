@@ -14,7 +14,7 @@ from typing import Any
 from vam import storage
 from vam.errors import PermanentFailure
 from vam.runtime import Runtime
-from vam.steps._common import load_asset, source_meta
+from vam.steps._common import WRITE_TIER, load_asset, source_meta
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,9 @@ def social_crop(
     row = {**made, "uri": uri, "sha256": sha256, "size_bytes": size}
     with rt.catalog() as cat:
         cat.upsert_derived(asset_id, name, "social_crop", {**spec, "reference": made["reference"]}, row)
-        cat.record_object(uri, asset_id=asset_id, kind="derived", size_bytes=size, sha256=sha256)
+        cat.record_object(
+            uri, asset_id=asset_id, kind="derived", size_bytes=size, sha256=sha256, tier=WRITE_TIER
+        )
     if store.local_path(uri) is None:
         rt.keep_local(out, asset_id, name, sha256)
     shutil.rmtree(work, ignore_errors=True)

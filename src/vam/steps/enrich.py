@@ -15,7 +15,7 @@ from typing import Any
 
 from vam import storage
 from vam.runtime import Runtime
-from vam.steps._common import load_asset, source_meta
+from vam.steps._common import WRITE_TIER, load_asset, sha256_bytes, source_meta
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ def transcript(rt: Runtime, asset_id: str) -> dict[str, Any]:
         compute_type=s.whisper_compute_type,
         language=s.whisper_language,
         threads=s.whisper_threads,
+        models_dir=str(s.home_path / "models" / "openai-whisper"),
     )
     asset = load_asset(rt, asset_id)
     result = stt.transcribe(
@@ -90,13 +91,19 @@ def transcript(rt: Runtime, asset_id: str) -> dict[str, Any]:
 
         embeddings = embed([seg["text"] for seg in segments])
         captions_uri = _enrich_uri(rt, asset_id, "captions", f"{result['language']}.vtt")
-        storage.store_for(captions_uri).put_bytes(
-            stt.to_webvtt(segments).encode(), captions_uri, content_type="text/vtt"
-        )
+        captions = stt.to_webvtt(segments).encode()
+        storage.store_for(captions_uri).put_bytes(captions, captions_uri, content_type="text/vtt")
     with rt.catalog() as cat:
         cat.save_transcript(asset_id, result, embeddings)
         if captions_uri:
-            cat.record_object(captions_uri, asset_id=asset_id, kind="captions")
+            cat.record_object(
+                captions_uri,
+                asset_id=asset_id,
+                kind="captions",
+                size_bytes=len(captions),
+                sha256=sha256_bytes(captions),
+                tier=WRITE_TIER,
+            )
     log.info("transcript of %s: %d segments, %d words", asset_id, len(segments), len(result["text"].split()))
     return {
         "language": result["language"],
@@ -120,19 +127,30 @@ def scenes(rt: Runtime, asset_id: str) -> dict[str, Any]:
     chapters = shots.chapters_from_scenes(scene_list)
     work = rt.fresh_work(asset_id, "keyframes")
     keyframe_uris = []
+    keyframe_sums: dict[str, tuple[int, str]] = {}
     for path in shots.extract_keyframes(source, scene_list, work, threads=threads):
         uri = _enrich_uri(rt, asset_id, "keyframes", path.name)
         storage.store_for(uri).put(path, uri, content_type="image/jpeg")
         keyframe_uris.append(uri)
+        keyframe_sums[uri] = (path.stat().st_size, storage.sha256_file(path))
     chapters_uri = _enrich_uri(rt, asset_id, "chapters.vtt")
-    storage.store_for(chapters_uri).put_bytes(
-        shots.chapters_to_webvtt(chapters).encode(), chapters_uri, content_type="text/vtt"
-    )
+    chapters_vtt = shots.chapters_to_webvtt(chapters).encode()
+    storage.store_for(chapters_uri).put_bytes(chapters_vtt, chapters_uri, content_type="text/vtt")
     with rt.catalog() as cat:
         cat.save_scenes(asset_id, scene_list, chapters, keyframe_uris)
         for uri in keyframe_uris:
-            cat.record_object(uri, asset_id=asset_id, kind="keyframe")
-        cat.record_object(chapters_uri, asset_id=asset_id, kind="chapters")
+            size, digest = keyframe_sums[uri]
+            cat.record_object(
+                uri, asset_id=asset_id, kind="keyframe", size_bytes=size, sha256=digest, tier=WRITE_TIER
+            )
+        cat.record_object(
+            chapters_uri,
+            asset_id=asset_id,
+            kind="chapters",
+            size_bytes=len(chapters_vtt),
+            sha256=sha256_bytes(chapters_vtt),
+            tier=WRITE_TIER,
+        )
     shutil.rmtree(work, ignore_errors=True)
     log.info("scenes of %s: %d scenes, %d chapters", asset_id, len(scene_list), len(chapters))
     return {

@@ -8,7 +8,8 @@ from typing import Any
 
 from vam import storage
 from vam.runtime import Runtime
-from vam.steps._common import content_type
+from vam.steps._common import WRITE_TIER, content_type
+from vam.steps.quality import flatten
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def package(
     staging prefix, which :func:`vam.steps.publish.publish` promotes last."""
     from vam.media.package import package as package_media
 
-    renditions = list(renditions)
+    renditions = flatten(renditions)  # transcode tasks mapped per rendition or per group
     prof = rt.pinned_profile(renditions[0]["profile_key"], renditions[0]["profile_sha256"])
     inputs = [
         (rt.local_copy(r["uri"], asset_id, f"{prof.key}-{r['name']}", r["sha256"]), r) for r in renditions
@@ -43,7 +44,14 @@ def package(
             uri = rt.output_uri(asset_id, prof.key, rel)
             path = out_dir / rel
             storage.store_for(uri).put(path, uri, content_type=content_type(uri))
-            cat.record_object(uri, asset_id=asset_id, kind="segment", size_bytes=path.stat().st_size)
+            cat.record_object(
+                uri,
+                asset_id=asset_id,
+                kind="segment",
+                size_bytes=path.stat().st_size,
+                sha256=storage.sha256_file(path),
+                tier=WRITE_TIER,
+            )
     staged = []
     for rel in made["manifests"]:
         uri = rt.output_uri(asset_id, prof.key, "_staging", rel)

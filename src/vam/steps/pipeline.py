@@ -50,9 +50,10 @@ def process_source(
         step = "plan"
         planned = plan.plan(rt, asset_id, profile)
         step = "transcode"
-        renditions = [transcode.transcode(rt, asset_id, r) for r in planned]
+        groups = [planned] if plan.encode_grouping(rt, profile) == "ladder" else [[r] for r in planned]
+        renditions = [r for group in groups for r in transcode.transcode_group(rt, asset_id, group)]
         step = "quality"
-        measured = [quality.measure(rt, asset_id, r) for r in renditions]
+        measured = [quality.record(rt, asset_id, r) for r in quality.score(rt, asset_id, renditions)]
         step = "quality_gate"
         gate.quality_gate(rt, asset_id, measured)
         step = "transcript"

@@ -7,7 +7,7 @@ from typing import Any
 
 from vam import storage
 from vam.runtime import Runtime
-from vam.steps._common import content_type
+from vam.steps._common import WRITE_TIER, content_type, sha256_bytes
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,14 @@ def publish(
         for m in ordered:
             data = storage.store_for(m["staged"]).read_bytes(m["staged"])
             storage.store_for(m["final"]).put_bytes(data, m["final"], content_type=content_type(m["final"]))
-            cat.record_object(m["final"], asset_id=asset_id, kind="manifest", size_bytes=len(data))
+            cat.record_object(
+                m["final"],
+                asset_id=asset_id,
+                kind="manifest",
+                size_bytes=len(data),
+                sha256=sha256_bytes(data),
+                tier=WRITE_TIER,
+            )
         for staging in {m["staged"].split("/_staging/", 1)[0] + "/_staging/" for m in ordered}:
             storage.delete_prefix(staging)  # the staged manifests, and their folders on file://
         cat.update_asset(asset_id, hls_uri=packaged["hls_uri"], dash_uri=packaged["dash_uri"])

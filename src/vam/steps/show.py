@@ -28,6 +28,7 @@ def summary(rt: Runtime, asset_id: str) -> dict[str, Any]:
             quality.setdefault(q["rendition"], {})[q["metric"]] = q["mean"]
         enrichment = cat.get_enrichment(asset_id)
         derived = cat.derived(asset_id)
+        ladder = cat.ladder_analysis(asset_id, a["profile"])
     meta = a["source_meta"] or {}
     return {
         "asset_id": a["asset_id"],
@@ -56,14 +57,33 @@ def summary(rt: Runtime, asset_id: str) -> dict[str, Any]:
         "dash": a["dash_uri"] if a["status"] == "ready" else None,
         **enrichment,
         "derived": [{k: d[k] for k in DERIVED_KEYS} for d in derived],
+        # per-title profiles: the chosen rungs and why, the dropped ones, the hull, the chart's URI
+        "ladder_analysis": ladder,
+        "deleted": (
+            {"at": a["deleted_at"], "purge_after": a["purge_after"], "reason": a.get("delete_reason")}
+            if a.get("deleted_at")
+            else None
+        ),
     }
 
 
 def show(rt: Runtime, asset_id: str, *, events: bool = False) -> dict[str, Any]:
-    """:func:`summary` plus the asset's stored objects and, with ``events``, its audit events."""
+    """:func:`summary` plus the asset's stored objects (kind, uri, tier, storage_class, bytes --
+    also as size_bytes --, sha256, written_at), its legal hold and restore, and with ``events``,
+    its audit events. A read: it records the access (lifecycle rules tier on it), at most once per
+    asset every few minutes."""
     result = summary(rt, asset_id)
     with rt.catalog() as cat:
-        result["objects"] = [{k: o[k] for k in OBJECT_KEYS} for o in cat.objects(asset_id)]
+        result["objects"] = [
+            {**{k: o[k] for k in OBJECT_KEYS}, "bytes": o["size_bytes"], "written_at": o.get("written_at")}
+            for o in cat.objects(asset_id)
+        ]
+        a = cat.get_asset(asset_id)
+        result["legal_hold"] = (
+            {"reason": a.get("hold_reason"), "since": a.get("held_at")} if a.get("legal_hold") else None
+        )
+        result["restore"] = cat.restore_state(asset_id)
+        cat.touch_access(asset_id)
         if events:
             result["events"] = cat.events(asset_id)
     return result
