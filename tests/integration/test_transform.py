@@ -8,14 +8,10 @@ with ``require_signed_urls``."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +19,7 @@ import httpx
 import numpy as np
 import pytest
 from clipfactory import ClipFactory, decode_frame
+from vam_service import VAM, Service
 
 import vam
 from vam import storage
@@ -32,45 +29,7 @@ from vam.storage.file import file_uri_to_path
 
 pytestmark = pytest.mark.integration
 
-VAM = str(Path(sys.executable).with_name("vam"))
 KEYS = "k1:" + "s" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Service:
-    """`vam serve` in a subprocess on a free loopback port (output to a file)."""
-
-    def __init__(self, work: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = work / f"serve-{self.port}.log"
-        self.env = {**os.environ, **env, "VAM_PUBLIC_URL": self.url}
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [VAM, "serve", "--port", str(self.port)], env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"vam serve exited: {self.log.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(f"vam serve did not answer: {self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def _png(path: Path, colour: str, size: str = "64x32") -> Path:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from vam.catalog.enrichment import _json
+from vam.catalog.references import OBJECT_URI_COLUMNS
 from vam.errors import CatalogError, LegalHoldError
 
 if TYPE_CHECKING:
@@ -29,17 +30,7 @@ log = logging.getLogger(__name__)
 
 # Every column holding an object's URI that a move re-points (stored_objects handled on its own;
 # asset_sources keeps the keys a source was seen under: history).
-MOVED_REFERENCES: tuple[tuple[str, str], ...] = (
-    ("assets", "source_uri"),
-    ("assets", "hls_uri"),
-    ("assets", "dash_uri"),
-    ("assets", "captions_uri"),
-    ("assets", "chapters_uri"),
-    ("renditions", "uri"),
-    ("derived_outputs", "uri"),
-    ("scenes", "keyframe_uri"),
-    ("quality_metrics", "frames_uri"),
-)
+MOVED_REFERENCES = OBJECT_URI_COLUMNS
 _OBJECTS_SQL = """
 SELECT o.uri, o.asset_id, o.kind, o.size_bytes, o.sha256, o.storage_class, o.tier, o.written_at,
        a.created_at, a.last_accessed_at, a.status, a.tags, a.legal_hold,

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from vam.catalog.references import OBJECT_URI_COLUMNS
 from vam.errors import CatalogError, LegalHoldError
 
 if TYPE_CHECKING:
@@ -33,15 +34,7 @@ log = logging.getLogger(__name__)
 # stored_objects (whose row of the redundant copy goes) and asset_sources (the keys a source was seen
 # under are history: their rows stay).
 URI_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("assets", "source_uri"),
-    ("assets", "hls_uri"),
-    ("assets", "dash_uri"),
-    ("assets", "captions_uri"),
-    ("assets", "chapters_uri"),
-    ("renditions", "uri"),
-    ("derived_outputs", "uri"),
-    ("scenes", "keyframe_uri"),
-    ("quality_metrics", "frames_uri"),
+    *OBJECT_URI_COLUMNS,
     ("stored_objects", "uri"),
     ("asset_sources", "source_uri"),
 )
