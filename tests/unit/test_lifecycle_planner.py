@@ -230,8 +230,12 @@ def test_an_object_outside_every_tier_is_priced_in_its_own_providers_default_cla
         [{"name": "to-warm", "when": {"tier": "hot", "idle_days": 30}, "action": {"move": "warm"}}],
         default_tier="hot",
     )
-    df = plan(_objects({"uri": "az://acct/box/a1/r.mp4"}), pol, load_prices(), NOW)
-    row = df.iloc[0].to_dict()
-    assert row["tier"] == "hot"
-    assert row["monthly_cost_before"] == pytest.approx(0.018)  # Azure Hot
-    assert row["dst_uri"].startswith("s3://warm/")
+    objects = _objects(
+        {"uri": "az://acct/box/a1/r.mp4"},  # no class recorded, beside one that has a class
+        {"uri": "s3://hot/a2/r.mp4", "asset_id": "a2", "storage_class": "STANDARD"},
+    )
+    df = plan(objects, pol, load_prices(), NOW).set_index("asset_id")
+    assert list(df["tier"]) == ["hot", "hot"]
+    assert df.loc["a1", "monthly_cost_before"] == pytest.approx(0.018)  # Azure Hot
+    assert df.loc["a2", "monthly_cost_before"] == pytest.approx(0.023)  # S3 Standard
+    assert df.loc["a1", "dst_uri"].startswith("s3://warm/")

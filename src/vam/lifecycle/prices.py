@@ -57,7 +57,10 @@ class Prices:
                 f"no prices for provider {provider!r} in {self.source or 'the price table'}; "
                 f"known providers: {', '.join(sorted(self.classes))}. Add it to prices.yaml."
             )
-        name = (storage_class or self.defaults[provider]).upper()
+        # None (or pandas' NaN for a missing value): the provider's default class
+        name = (
+            storage_class if isinstance(storage_class, str) and storage_class else self.defaults[provider]
+        ).upper()
         entry = table.get(name)
         if entry is None and provider in self.any_class:
             entry = table[self.defaults[provider]]
