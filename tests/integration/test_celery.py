@@ -205,8 +205,9 @@ def _kill_tree(pid: int) -> None:
 
 def test_transcodes_spread_over_both_workers_and_survive_a_killed_worker(celery_stack, clips):
     stack = celery_stack
-    # bytes of its own (other tests process the 640x360 testsrc2 clip in the session catalog)
-    source = clips.make(width=640, height=360, seconds=2.0, pattern="smptebars")
+    # bytes of its own (other tests process the 640x360 25 fps clip in the session catalog), and
+    # moving content, so that the placebo-preset encodes last many seconds
+    source = clips.make(width=640, height=360, seconds=2.0, fps=24)
     _trigger(stack, source, "celery")
     # the 360p encode has been running for a few seconds (ffmpeg is at work): its worker dies
     deadline = time.monotonic() + 240
