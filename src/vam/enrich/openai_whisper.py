@@ -28,6 +28,7 @@ from vam.enrich.transcript import (
     _cpu_count,
     _ms,
     _read_wav,
+    finished,
 )
 from vam.errors import VamError
 
@@ -158,21 +159,7 @@ class OpenAIWhisper(SpeechToText):
                 )
             language = result.get("language") or language
             segments = [s for s in (_segment(piece, audio_seconds) for piece in result["segments"]) if s]
-        elapsed = time.monotonic() - started
-        log.info(
-            "transcribed %.1f s of audio in %.2f s (%d segments, %s)",
-            audio_seconds,
-            elapsed,
-            len(segments),
-            self.model_id,
-        )
-        return Transcript(
-            language=language,
-            model=self.model_id,
-            segments=segments,
-            audio_seconds=audio_seconds,
-            elapsed_seconds=_ms(elapsed),
-        )
+        return finished(language, self.model_id, segments, audio_seconds, started)
 
 
 def _segment(piece: dict[str, Any], audio_seconds: float) -> Segment | None:

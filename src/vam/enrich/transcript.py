@@ -90,6 +90,22 @@ def _ms(seconds: float) -> float:
     return round(float(seconds), 3)
 
 
+def finished(
+    language: str, model_id: str, segments: list[Segment], audio_seconds: float, started: float
+) -> Transcript:
+    """The transcript of a backend's run that began at ``started`` (time.monotonic()), logged."""
+    elapsed = time.monotonic() - started
+    log.info("transcribed %.1f s of audio in %.2f s (%d segments, %s)", audio_seconds, elapsed, len(segments),
+             model_id)  # fmt: skip
+    return Transcript(
+        language=language,
+        model=model_id,
+        segments=segments,
+        audio_seconds=audio_seconds,
+        elapsed_seconds=_ms(elapsed),
+    )
+
+
 class SpeechToText(abc.ABC):
     """A speech recognition backend."""
 
@@ -276,21 +292,7 @@ class FasterWhisper(SpeechToText):
                     segments.append(
                         {"start": _ms(piece.start), "end": _ms(piece.end), "text": text, "words": words}
                     )
-        elapsed = time.monotonic() - started
-        log.info(
-            "transcribed %.1f s of audio in %.2f s (%d segments, %s)",
-            audio_seconds,
-            elapsed,
-            len(segments),
-            self.model_id,
-        )
-        return Transcript(
-            language=language,
-            model=self.model_id,
-            segments=segments,
-            audio_seconds=audio_seconds,
-            elapsed_seconds=_ms(elapsed),
-        )
+        return finished(language, self.model_id, segments, audio_seconds, started)
 
 
 def _faster_whisper(config: WhisperConfig) -> SpeechToText:
