@@ -25,6 +25,14 @@ pytestmark = pytest.mark.integration
 SPEECH = "Welcome to the river bank. The boats are ready."
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
+PLAYED = """(() => {
+  const v = document.querySelector("video");
+  let seconds = 0;
+  for (let i = 0; i < v.played.length; i++) seconds += v.played.end(i) - v.played.start(i);
+  const q = v.getVideoPlaybackQuality();
+  return {seconds, duration: v.duration, ranges: v.played.length, frames: q.totalVideoFrames,
+          dropped: q.droppedVideoFrames};
+})()"""
 
 
 def _speech_clip(work: Path) -> Path:
@@ -371,6 +379,9 @@ def test_player_plays_hls_to_the_end_with_captions_chapters_and_quality(browser,
     assert result["t"] == pytest.approx(4.0, abs=0.3)
     assert len(result["chapters"]) == len(asset["chapters"]) >= 1, result["chapters"]  # from the scenes
     assert cue_text.strip(), cue_text
+    played = page.evaluate(PLAYED)
+    assert played["seconds"] >= 0.9 * played["duration"], played  # played through, no jump to the end
+    assert played["frames"] - played["dropped"] >= 20 * played["duration"], played  # frames shown (25 fps)
     page.screenshot(path=str(ARTIFACTS / "player-hls-ended.png"))
     assert page.errors == []
     page.close()
@@ -391,6 +402,12 @@ def test_player_plays_dash_to_the_end_and_switches_quality(browser, server, asse
     assert result["error"] is None, result
     assert result["ended"], result
     assert result["cues"] > 0
+    played = page.evaluate(PLAYED)
+    assert played["seconds"] >= 0.9 * played["duration"], played  # played through, no jump to the end
+    assert played["frames"] - played["dropped"] >= 20 * played["duration"], played  # frames shown (25 fps)
+    # the player holds the chosen rendition (it takes effect from the next segment it fetches: a
+    # 4 s clip is buffered whole before the switch, so the frames shown stay 384p here)
+    assert page.evaluate("vamPlayer.engine.getCurrentRepresentationForType('video').height") == 360
     page.screenshot(path=str(ARTIFACTS / "player-dash-ended.png"))
     assert page.errors == []
     page.close()

@@ -116,7 +116,7 @@
     qualitySel.addEventListener("change", function () {
       var auto = qualitySel.value === "-1";
       player.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: auto } } } });
-      if (!auto) player.setRepresentationForTypeByIndex("video", Number(qualitySel.value), true);
+      if (!auto) player.setRepresentationForTypeByIndex("video", Number(qualitySel.value), false);
     });
     player.initialize(video, url, true);
   }
