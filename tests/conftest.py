@@ -35,6 +35,8 @@ from vam.settings import load_settings  # noqa: E402
 
 airflow_env.configure(load_settings(), retries=0)
 
+pytest_plugins = ["own_catalog"]  # module_catalog, rt, logging_restored
+
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(SESSION_DIR, ignore_errors=True)

@@ -3,9 +3,14 @@ due asset, dedup over every object, the storage report) that other tests' rows m
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+import pytest
+
+from vam.runtime import Runtime
 
 
 @contextmanager
@@ -26,3 +31,28 @@ def own_catalog() -> Iterator[str]:
         yield dsn
     finally:
         drop_database(base, name)
+
+
+# Fixtures of the modules that use their own catalog (a plugin of tests/conftest.py; such a module
+# says pytestmark = pytest.mark.usefixtures("logging_restored")).
+@pytest.fixture(scope="module")
+def module_catalog(catalog_dsn):
+    """This module's own catalog: its purges, dedups and reports see only its own assets."""
+    with own_catalog() as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def rt(vam_home, module_catalog, monkeypatch):
+    monkeypatch.setenv("VAM_CATALOG_DSN", module_catalog)
+    return Runtime.from_env()
+
+
+@pytest.fixture
+def logging_restored():
+    """``vam.cli.main`` points the root logger at the (captured) stderr of its test: undo that."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -8,7 +8,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import logging
 import os
 import uuid
 
@@ -17,37 +16,11 @@ import pytest
 from vam import storage
 from vam.cli import main
 from vam.lifecycle.prices import load_prices
-from vam.runtime import Runtime
 from vam.steps.dedup import dedup
 from vam.steps.retention import delete_asset, purge
 from vam.steps.storage_report import storage_report
 
-pytestmark = [pytest.mark.integration]
-
-
-@pytest.fixture(scope="module")
-def module_catalog(catalog_dsn):
-    """This module's own catalog: its purges, dedups and reports see only its own assets."""
-    from own_catalog import own_catalog
-
-    with own_catalog() as dsn:
-        yield dsn
-
-
-@pytest.fixture
-def rt(vam_home, module_catalog, monkeypatch):
-    monkeypatch.setenv("VAM_CATALOG_DSN", module_catalog)
-    return Runtime.from_env()
-
-
-@pytest.fixture(autouse=True)
-def _logging_restored():
-    """``vam.cli.main`` points the root logger at the (captured) stderr of its test: undo that."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("logging_restored")]
 
 
 def put(uri: str, data: bytes) -> str:

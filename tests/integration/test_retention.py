@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import logging
 import os
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from vam.runtime import Runtime
 from vam.steps.retention import delete_asset, purge, undelete_asset
 from vam.storage.file import file_uri_to_path
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("logging_restored")]
 
 DAY = dt.timedelta(days=1)
 
@@ -50,31 +49,6 @@ def make_asset(cat, uri: str, data: bytes, *, title: str, derived: bytes | None 
 
 def exists(uri: str) -> bool:
     return storage.store_for(uri).exists(uri)
-
-
-@pytest.fixture(scope="module")
-def module_catalog(catalog_dsn):
-    """This module's own catalog: its purges, dedups and reports see only its own assets."""
-    from own_catalog import own_catalog
-
-    with own_catalog() as dsn:
-        yield dsn
-
-
-@pytest.fixture
-def rt(vam_home, module_catalog, monkeypatch):
-    monkeypatch.setenv("VAM_CATALOG_DSN", module_catalog)
-    return Runtime.from_env()
-
-
-@pytest.fixture(autouse=True)
-def _logging_restored():
-    """``vam.cli.main`` points the root logger at the (captured) stderr of its test: undo that."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def _db_now(cat) -> dt.datetime:

@@ -289,38 +289,15 @@ def start_dag_run(
 ) -> str:
     """Queue the build as a ``vam_transform`` run through Airflow's REST API; the run builds it as
     ``owner`` (the claim the service made for it, status ``queued``). Returns the run id."""
-    import httpx
+    from vam.steps.uploads import start_run
 
-    s = rt.settings
-    base = s.airflow_api_url.rstrip("/")
     conf = {
         "asset_id": prepared.asset_id,
         "transformation": prepared.canonical,
         "ext": ext,
         "owner": f"airflow:{run_id}",
     }
-    try:
-        with httpx.Client(timeout=timeout) as http:
-            headers = {}
-            if s.airflow_api_user:
-                resp = http.post(
-                    f"{base}/auth/token",
-                    json={"username": s.airflow_api_user, "password": s.airflow_api_password},
-                )
-                if resp.status_code not in (200, 201):
-                    raise VamError(f"Airflow at {base} refused the login ({resp.status_code})")
-                headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
-            resp = http.post(
-                f"{base}/api/v2/dags/{TRANSFORM_DAG}/dagRuns",
-                json={"dag_run_id": run_id, "logical_date": None, "conf": conf},
-                headers=headers,
-            )
-    except httpx.HTTPError as exc:
-        raise VamError(f"cannot reach Airflow's REST API at {base}: {exc}") from exc
-    if resp.status_code not in (200, 201, 409):
-        raise VamError(
-            f"Airflow refused to start {TRANSFORM_DAG} run {run_id}: {resp.status_code} {resp.text[:300]}"
-        )
+    start_run(rt.settings, run_id, conf, dag_id=TRANSFORM_DAG, timeout=timeout)
     return run_id
 
 

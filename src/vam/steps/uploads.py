@@ -164,10 +164,10 @@ def _register_and_start(
 
 
 def start_run(
-    settings: Any, dag_run_id: str, conf: dict[str, Any], *, timeout: float = 30.0
+    settings: Any, dag_run_id: str, conf: dict[str, Any], *, dag_id: str = PROCESS_DAG, timeout: float = 30.0
 ) -> dict[str, Any]:
-    """Start a ``vam_process`` run through Airflow 3's REST API (simple auth manager: a JWT from
-    ``POST /auth/token``). A run that already exists (409) counts as started."""
+    """Start a run of ``dag_id`` (``vam_process`` by default) through Airflow 3's REST API (simple
+    auth manager: a JWT from ``POST /auth/token``). A run that already exists (409) counts as started."""
     import httpx
 
     base = settings.airflow_api_url.rstrip("/")
@@ -186,7 +186,7 @@ def start_run(
                     )
                 headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
             resp = http.post(
-                f"{base}/api/v2/dags/{PROCESS_DAG}/dagRuns",
+                f"{base}/api/v2/dags/{dag_id}/dagRuns",
                 json={"dag_run_id": dag_run_id, "logical_date": None, "conf": conf},
                 headers=headers,
             )
@@ -197,9 +197,9 @@ def start_run(
         return {"dag_run_id": dag_run_id, "existing": True}
     if resp.status_code not in (200, 201):
         raise VamError(
-            f"Airflow refused to start {PROCESS_DAG} run {dag_run_id}: {resp.status_code} {resp.text[:300]}"
+            f"Airflow refused to start {dag_id} run {dag_run_id}: {resp.status_code} {resp.text[:300]}"
         )
-    log.info("started %s run %s", PROCESS_DAG, dag_run_id)
+    log.info("started %s run %s", dag_id, dag_run_id)
     return resp.json()
 
 
