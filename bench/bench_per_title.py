@@ -5,8 +5,8 @@ Run as ``.venv/bin/python bench/bench_per_title.py [--seconds 30] [--clips stati
 [--keep]``. For each generated 1080p25 clip (lavfi, x264 CRF 16 mezzanine, no audio) it:
 
 1. encodes the fixed ``default`` ladder (vam's ``plan_ladder`` + ``encode_rendition``) and scores
-   every rendition (``score_renditions``: VMAF at 1080p, n_subsample 5);
-2. runs the per-title analysis of the ``per-title`` profile as the pipeline does (activity scan,
+   every rendition (``score_renditions``: VMAF at 1080p, n_subsample 10);
+2. runs the per-title analysis of the ``per-title`` profile as the pipeline does (packet scan,
    samples, one trial per candidate size, hull, rungs), then encodes and scores the chosen ladder;
 3. compares them: total video bitrate of each ladder; the bits a per-title ladder needs to match
    every fixed rung's VMAF (interpolated on the per-title rungs' measured points, log rate);
@@ -77,7 +77,7 @@ def encode_and_score(source: Path, info: Any, plans: list, prof: Any, work: Path
         outs.append(out)
     encode_cpu = cpu() - started
     started = cpu()
-    scores = score_renditions(source, info, outs, n_subsample=5)
+    scores = score_renditions(source, info, outs, n_subsample=10)
     score_cpu = cpu() - started
     rungs = [
         {
@@ -124,9 +124,9 @@ def bd_rate(fixed: list[tuple[float, float]], other: list[tuple[float, float]]) 
 
 def analyse(source: Path, info: Any, prof: Any) -> tuple[dict[str, Any], float, float]:
     wall, started = time.monotonic(), cpu()
-    scores = pt.scene_activity(source)
+    packets = pt.packet_scan(source)
     samples = pt.choose_samples(
-        scores, info.duration, count=prof.per_title.samples, seconds=prof.per_title.sample_seconds
+        packets, info.duration, count=prof.per_title.samples, seconds=prof.per_title.sample_seconds
     )
     trials = [
         pt.run_trial(source, info, prof, samples, h) for h in pt.candidate_heights(info, prof.per_title)

@@ -90,9 +90,9 @@ class VamPlanOperator(VamOperator):
 
 
 class VamLadderCandidatesOperator(VamOperator):
-    """Per-title analysis, first step: picks the source's sample segments (a fast scene-activity
-    scan) and returns one item per candidate size (map :class:`VamLadderTrialOperator` over it);
-    a fixed-ladder profile gives one no-op item."""
+    """Per-title analysis, first step: picks the source's sample segments (from its packets'
+    sizes: nothing is decoded) and returns one item per candidate size (map
+    :class:`VamLadderTrialOperator` over it); a fixed-ladder profile gives one no-op item."""
 
     queue_role = "media"
     template_fields = ("asset_id", "profile")

@@ -12,7 +12,15 @@ import yaml
 from vam.errors import ProfileError
 from vam.media import per_title as pt
 from vam.media.profiles import load_profile, profile_from_dict
-from vam.media.scoring import Distorted, Reference, parse_input_stats, score_argv
+from vam.media.scoring import (
+    Distorted,
+    Reference,
+    effective_subsample,
+    pair_offset,
+    pair_select_expr,
+    parse_input_stats,
+    score_argv,
+)
 from vam.media.types import MediaInfo
 from vam.settings import REPO_ROOT
 
@@ -40,23 +48,60 @@ def curve(height: int, width: int, scale: float, quality: float) -> dict:
     return {"height": height, "width": width, "points": points}
 
 
-def test_choose_samples_picks_the_hardest_window_and_avoids_cuts():
-    scores = [(i / 25, 0.01) for i in range(750)]
-    scores[500] = (20.0, 0.9)  # a cut at 20 s
-    for i in range(250, 300):  # a busy stretch 10-12 s
-        scores[i] = (i / 25, 0.2)
-    samples = pt.choose_samples(scores, 30.0, count=3, seconds=1.5)
+def packets(seconds: float = 30.0, *, gop: int | None = 50, busy: tuple[float, float] = (10.0, 12.0)):
+    """25 fps packets: frames growing from 4 kB by 100 B a second, 40 kB inside ``busy``, 60 kB
+    keyframes every ``gop`` frames."""
+    out = []
+    for i in range(int(seconds * 25)):
+        t = i / 25
+        key = i == 0 or (gop is not None and i % gop == 0)
+        out.append((t, 60_000 if key else 40_000 if busy[0] <= t < busy[1] else 4_000 + int(100 * t), key))
+    return out
+
+
+def test_parse_packets_reads_compact_lines_relative_to_the_first_frame():
+    text = (
+        "pts_time=1.480000|dts_time=1.400000|size=5000|flags=__\n"
+        "pts_time=1.400000|dts_time=1.360000|size=90000|flags=K__\n"
+        "side_data|side_data_type=whatever\n"
+        "pts_time=N/A|dts_time=1.440000|size=700|flags=___\n"
+    )
+    assert pt.parse_packets(text) == [(0.0, 90000, True), (0.04, 700, False), (0.08, 5000, False)]
+
+
+def test_choose_samples_start_on_keyframes_and_span_the_sources_difficulty():
+    pkts = packets()
+    samples = pt.choose_samples(pkts, 30.0, count=3, seconds=1.5)
     assert len(samples) == 3
-    assert any(s["start"] >= 10 and s["start"] + s["duration"] <= 12.01 for s in samples)
-    assert not any(s["start"] < 20.0 < s["start"] + s["duration"] for s in samples)
+    keys = {t for t, _, key in pkts if key}
+    assert all(s["start"] in keys for s in samples)  # reading one decodes nothing before it
     starts = [s["start"] for s in samples]
     assert starts == sorted(starts)
-    assert all(b - a >= 1.5 for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a >= 1.5 for a, b in zip(starts, starts[1:], strict=False))  # never overlapping
+    # one window from the middle of each of three equal bands of the windows' rates
+    windows = sorted(
+        sum(size for t, size, _ in pkts if k <= t < k + 1.5) * 8 / 1.5 / 1000
+        for k in sorted(keys)
+        if k <= 28.5
+    )
+    picked = sorted(s["complexity"] for s in samples)
+    assert picked[0] == pytest.approx(windows[int(0.5 / 3 * len(windows))], abs=0.1)
+    assert picked[-1] == pytest.approx(windows[int(2.5 / 3 * len(windows))], abs=0.1)
+
+
+def test_choose_samples_without_keyframes_use_a_grid():
+    samples = pt.choose_samples(packets(gop=None, busy=(10.0, 20.0)), 30.0, count=3, seconds=1.5)
+    assert len(samples) == 3
+    assert all(abs(s["start"] / 0.375 - round(s["start"] / 0.375)) < 1e-9 for s in samples)
+    # a third of the source is busy: the hardest band's sample lies in it, the others outside
+    assert sum(s["start"] >= 10.0 and s["start"] + 1.5 <= 20.0 for s in samples) == 1
+    assert any(s["start"] >= 10.0 and s["start"] + 1.5 <= 12.0 for s in samples)
 
 
 def test_short_source_is_its_own_sample():
-    assert pt.choose_samples([(0.0, 0.1), (0.04, 0.1)], 2.0, count=3, seconds=1.5) == [
-        {"start": 0.0, "duration": 2.0, "activity": 0.1}
+    pkts = [(0.0, 10_000, True), (0.04, 5_000, False)]
+    assert pt.choose_samples(pkts, 2.0, count=3, seconds=1.5) == [
+        {"start": 0.0, "duration": 2.0, "complexity": 60.0}
     ]
 
 
@@ -127,7 +172,7 @@ def test_score_argv_decodes_the_reference_once_and_subsamples_pairs(tmp_path: Pa
     graph = argv[argv.index("-filter_complex") + 1]
     assert argv.count("/src.mp4") == 1
     assert "split=2" in graph
-    assert graph.count("select=lt(mod(n\\,5)\\,2)") == 3  # the reference once, each encode once
+    assert graph.count(f"select={pair_select_expr(5)}") == 3  # the reference once, each encode once
     assert graph.count("n_subsample=2") == 2
     assert "trim=duration=2" in graph
     assert "-xerror" in argv
@@ -149,3 +194,20 @@ def test_candidate_heights_never_upscale():
     small = replace(INFO, display_width=1000, display_height=562)
     assert pt.candidate_heights(small, per_title) == [562, 540, 360]
     assert math.isclose(per_title.jnd, 6.0)
+
+
+def test_scored_pairs_sit_at_varying_places_in_their_blocks():
+    for step in (3, 5, 10):
+        offsets = [pair_offset(block, step) for block in range(200)]
+        assert all(0 <= o <= step - 2 for o in offsets)  # the pair stays inside its block
+        assert set(offsets) == set(range(step - 1))  # every place is used: no fixed period
+    with pytest.raises(ValueError, match="at least 3 frames"):
+        pair_select_expr(2)
+
+
+def test_short_videos_score_enough_frames():
+    assert effective_subsample(10, 1500) == 10  # 60 s at 25 fps: 150 scored frames
+    assert effective_subsample(10, 250) == 8  # at least 30 scored frames
+    assert effective_subsample(10, 89) == 1  # blocks of 2 hold no pair of neighbours: every frame
+    assert effective_subsample(5, None) == 5  # frame count unknown: as asked
+    assert effective_subsample(1, 1500) == 1

@@ -47,7 +47,7 @@ def test_default_profile_loads():
     assert profile.segment_seconds == 4
     assert (profile.audio_codec, profile.audio_channels, profile.audio_sample_rate) == ("aac", 2, 48000)
     assert profile.vmaf_model == "vmaf_v0.6.1"
-    assert profile.vmaf_n_subsample == 5
+    assert profile.vmaf_n_subsample == 10
     floors = [r.min_vmaf for r in profile.rungs]
     assert floors == sorted(floors, reverse=True)
     assert all(0 < r.min_ssim < 1 and r.min_psnr > 0 for r in profile.rungs)

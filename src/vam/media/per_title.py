@@ -2,14 +2,16 @@
 
 The analysis, in the order the pipeline runs it (:mod:`vam.steps.ladder_analysis`):
 
-1. **Samples** (:func:`scene_activity`, :func:`choose_samples`): a fast pass over a 144-line decode
-   of the source gives every frame's scene-change score (ffmpeg's ``select`` scene score). Cuts are
-   where it jumps (>= :data:`CUT_SCORE`); a window's *activity* is its mean score (motion and
-   change). ``samples`` windows of ``sample_seconds`` that do not straddle a cut are picked at
-   spread quantiles of activity, always including the most active one, so the samples span the
-   source's difficulty and lean on its hardest part. (TransNetV2, vam's scene detector, runs in
-   enrichment beside the transcode and is slower than this whole analysis, so the plan cannot
-   wait for it.) A source shorter than the samples together is its own single sample.
+1. **Samples** (:func:`packet_scan`, :func:`choose_samples`): the source's packets (sizes, times,
+   keyframes; read from the container, nothing decoded) give every window's *complexity*, the bits
+   the source's own encoder spent on it. ``samples`` windows of ``sample_seconds``, starting on
+   keyframes where the source has enough of them (a shot or GOP start: reading from there decodes
+   nothing before the sample), are picked at the middle of equal bands of complexity, so together
+   they cost what the source costs on average. (A decode of the whole source to score its motion
+   cost as much as the trials on a high-bitrate mezzanine, and its calm-looking picks predicted
+   rates below the source's. TransNetV2, vam's scene detector, runs in enrichment beside the
+   transcode, so the plan cannot wait for it.) A source shorter than the samples together is its
+   own single sample.
 2. **Trials** (:func:`run_trial`, one per candidate size: a mapped task each): one ffmpeg process
    reads just the samples (input seeking), joins them, scales once and encodes every trial CRF
    through a ``split``; a second process decodes the samples once and scores every trial against
@@ -31,6 +33,7 @@ The chosen rungs are encoded with capped CRF as every rung is (``-crf`` with ``-
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import tempfile
@@ -54,81 +57,98 @@ from vam.media.types import MediaInfo, PerTitle, Profile, RenditionPlan, Rung
 
 log = logging.getLogger(__name__)
 
-CUT_SCORE = 0.3  # a frame whose scene score reaches this starts a new shot
-SCAN_HEIGHT = 144  # lines of the decode the activity scan looks at
-TRIAL_CAP_KBPS = 200_000  # trials are uncapped CRF encodes: a cap no trial reaches
+TRIAL_CAP_KBPS = 200_000  # a trial above every cap of the profile is held to this (see trial_plan)
 
 
 # -- 1. samples ------------------------------------------------------------------------------------
 
 
-def scene_activity(source: Path, *, threads: int = 0) -> list[tuple[float, float]]:
-    """``[(time s, scene score 0..1)]`` for every frame of ``source``, from a small decode."""
-    with tempfile.TemporaryDirectory(prefix="vam-scan-") as tmp:
-        out = Path(tmp) / "scores.txt"
-        chain = (
-            f"scale=w=-2:h={SCAN_HEIGHT}:flags=fast_bilinear,select=gte(scene\\,0),"
-            f"metadata=print:key=lavfi.scene_score:file={out.as_posix()}"
-        )
-        argv = [*tools.ffmpeg_argv(threads=threads), "-an", "-sn", "-dn", "-i", str(Path(source).absolute())]
-        tools.run([*argv, "-map", "0:v:0", "-vf", chain, "-f", "null", "-"], log_progress=False)
-        return parse_scene_scores(out.read_text() if out.exists() else "")
+def packet_scan(source: Path) -> list[tuple[float, int, bool]]:
+    """``[(seconds from the first frame, bytes, keyframe)]`` of every packet of the source's first
+    video stream, in presentation order. Read from the container: nothing is decoded."""
+    argv = [tools.ffprobe_path(), "-v", "error", "-select_streams", "v:0"]
+    argv += ["-show_entries", "packet=pts_time,dts_time,size,flags", "-of", "compact=p=0"]
+    out = tools.run([*argv, str(Path(source).absolute())], log_progress=False).stdout
+    return parse_packets(out)
 
 
-def parse_scene_scores(text: str) -> list[tuple[float, float]]:
-    """The ``metadata=print`` file of a scene-score pass as ``[(pts_time, score)]``."""
-    scores: list[tuple[float, float]] = []
-    when: float | None = None
+def parse_packets(text: str) -> list[tuple[float, int, bool]]:
+    """ffprobe's ``compact`` packet lines (``pts_time=..|dts_time=..|size=..|flags=K__``) as
+    ``[(seconds from the first packet, bytes, keyframe)]`` sorted by time."""
+    packets: list[tuple[float, int, bool]] = []
     for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("frame:"):
-            for part in line.split():
-                if part.startswith("pts_time:"):
-                    try:
-                        when = float(part.partition(":")[2])
-                    except ValueError:
-                        when = None
-        elif line.startswith("lavfi.scene_score=") and when is not None:
-            scores.append((when, float(line.partition("=")[2])))
-            when = None
-    return scores
+        fields = dict(part.partition("=")[::2] for part in line.strip().split("|") if "=" in part)
+        when = (
+            fields.get("pts_time")
+            if fields.get("pts_time") not in (None, "", "N/A")
+            else fields.get("dts_time")
+        )
+        try:
+            packets.append((float(when or ""), int(fields.get("size") or 0), "K" in fields.get("flags", "")))
+        except ValueError:
+            continue  # no timestamp: nothing to place it by
+    packets.sort(key=lambda p: p[0])
+    if packets:
+        first = packets[0][0]
+        packets = [(round(t - first, 6), size, key) for t, size, key in packets]
+    return packets
 
 
 def choose_samples(
-    scores: list[tuple[float, float]], duration: float, *, count: int, seconds: float
+    packets: list[tuple[float, int, bool]], duration: float, *, count: int, seconds: float
 ) -> list[dict[str, Any]]:
-    """``count`` windows of ``seconds`` that represent the source (see the module's description):
-    ``[{"start", "duration", "activity"}]`` in time order."""
+    """``count`` windows of ``seconds`` that represent the source, from its packets
+    (:func:`packet_scan`): ``[{"start", "duration", "complexity"}]`` in time order.
+
+    A window's *complexity* is the source's own bits per second over it: the source encoder spent
+    them where the picture is hard to code (motion, detail, noise), so without decoding anything
+    they rank the stretches of the source by difficulty. Windows start on keyframes when the source
+    has enough of them (a keyframe is where a shot or a GOP starts, and reading a sample from one
+    decodes nothing before it); else on a grid of a quarter window. The windows picked sit at the
+    middle quantile of each of ``count`` equal bands of complexity, so together they cost what the
+    source costs on average, from its easier to its harder parts, and never overlap. A source
+    shorter than the samples together is its own single sample.
+    """
     duration = float(duration)
-    if duration <= count * seconds or len(scores) < 2:
-        mean = sum(s for _, s in scores) / len(scores) if scores else 0.0
-        return [{"start": 0.0, "duration": round(duration, 3), "activity": round(mean, 4)}]
-    cuts = [t for t, s in scores if s >= CUT_SCORE]
-    step = max(seconds / 4, 0.25)
-    windows = []
-    start = 0.0
-    while start + seconds <= duration + 1e-6:
-        inside = [s for t, s in scores if start <= t < start + seconds]
-        crosses = any(start < c < start + seconds for c in cuts)
-        if inside:
-            windows.append({"start": start, "activity": sum(inside) / len(inside), "crosses": crosses})
-        start += step
-    clean = [w for w in windows if not w["crosses"]]
-    pool = clean if len(clean) >= count else windows
-    pool.sort(key=lambda w: w["activity"])
+    if duration <= count * seconds or len(packets) < 2:
+        total = sum(size for _, size, _ in packets)
+        rate = round(total * 8 / duration / 1000, 1) if duration > 0 else 0.0
+        return [{"start": 0.0, "duration": round(duration, 3), "complexity": rate}]
+    times = [t for t, _, _ in packets]
+    sizes = [0]
+    for _, size, _ in packets:
+        sizes.append(sizes[-1] + size)
+
+    def window(start: float) -> dict[str, Any]:
+        lo, hi = bisect.bisect_left(times, start - 1e-6), bisect.bisect_left(times, start + seconds - 1e-6)
+        return {"start": start, "complexity": (sizes[hi] - sizes[lo]) * 8 / seconds / 1000}
+
+    last = duration - seconds
+    keyed = sorted({t for t, _, key in packets if key and t <= last + 1e-6})
+    grid = [i * seconds / 4 for i in range(int(last / (seconds / 4)) + 1)]
+    starts = keyed if _fits(keyed, count, seconds) else grid
+    pool = sorted((window(s) for s in starts), key=lambda w: w["complexity"])
     chosen: list[dict[str, Any]] = []
     for k in range(count):
-        quantile = 1.0 - k / count  # 1.0 (the hardest), then spread down
-        wanted = pool[min(len(pool) - 1, round(quantile * (len(pool) - 1)))]["activity"]
+        wanted = pool[min(len(pool) - 1, int((k + 0.5) / count * len(pool)))]["complexity"]
         free = [w for w in pool if all(abs(w["start"] - c["start"]) >= seconds for c in chosen)]
         if not free:
             break
-        chosen.append(min(free, key=lambda w: abs(w["activity"] - wanted)))
+        chosen.append(min(free, key=lambda w: (abs(w["complexity"] - wanted), w["start"])))
     chosen.sort(key=lambda w: w["start"])
     return [
-        {"start": round(w["start"], 3), "duration": float(seconds), "activity": round(w["activity"], 4)}
+        {"start": round(w["start"], 6), "duration": float(seconds), "complexity": round(w["complexity"], 1)}
         for w in chosen
     ]
+
+
+def _fits(starts: list[float], count: int, seconds: float) -> bool:
+    """Whether ``count`` windows of ``seconds`` starting at some of ``starts`` can avoid overlapping."""
+    placed, last = 0, -math.inf
+    for start in starts:
+        if start - last >= seconds:
+            placed, last = placed + 1, start
+    return placed >= count
 
 
 def candidate_heights(info: MediaInfo, per_title: PerTitle) -> list[int]:
@@ -146,8 +166,11 @@ def candidate_heights(info: MediaInfo, per_title: PerTitle) -> list[int]:
 
 
 def trial_plan(info: MediaInfo, profile: Profile, rung: Rung, height: int, crf: int) -> RenditionPlan:
-    """The rendition plan of one trial: ``rung``'s codec settings at ``height`` and ``crf``, uncapped."""
-    template = replace(rung, height=height, crf=crf, video_bitrate_kbps=TRIAL_CAP_KBPS)
+    """The rendition plan of one trial: ``rung``'s codec settings at ``height`` and ``crf``, capped
+    at the highest cap of the profile (as the top rung would be): no rung can use bits above it, so
+    a point there only costs time (a CRF 20 trial of grainy 1080p runs at 80 Mb/s uncapped)."""
+    cap = max((r.video_bitrate_kbps for r in profile.rungs if r.video_bitrate_kbps), default=TRIAL_CAP_KBPS)
+    template = replace(rung, height=height, crf=crf, video_bitrate_kbps=cap)
     one = replace(profile, rungs=(template,), per_title=None)
     plan = plan_ladder(info, one)[0]
     return replace(plan, name=f"{height}p-crf{crf}")

@@ -9,7 +9,7 @@ change to what a profile produces must come with a new version. The file is ``NA
     description: ...
     segment_seconds: 4
     audio: {codec: aac, channels: 2, sample_rate: 48000}
-    quality: {vmaf_model: vmaf_v0.6.1, n_subsample: 5, max_frame_delta: 1, max_duration_delta: 0.25}
+    quality: {vmaf_model: vmaf_v0.6.1, n_subsample: 10, max_frame_delta: 1, max_duration_delta: 0.25}
     limits: {max_duration_s: 21600, max_width: 8192, max_height: 8192, min_fps: 1, max_fps: 240}
     rungs:
       - {name: 1080p, height: 1080, codec: h264, video_bitrate_kbps: 5000, crf: 23, preset: veryfast,

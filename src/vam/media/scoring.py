@@ -6,10 +6,14 @@
 * the reference (the source, or trimmed parts of it joined with ``concat``) is decoded **once**,
   conditioned as :mod:`vam.media.quality` conditions it (deinterlace, tone map, constant rate), and
   fed through ``split`` to one ``libvmaf`` instance per encode;
-* frames are **subsampled before scaling**: of every ``N`` frames only a pair of neighbours
-  (``select=lt(mod(n,N),2)`` on both sides) is upscaled to the reference's display size (bicubic),
-  and libvmaf scores the first of each pair (``n_subsample=2``), so its motion feature still
-  compares neighbouring frames (scoring lone frames ``N`` apart read ~2.5 VMAF points high);
+* frames are **subsampled before scaling**: of every block of ``N`` frames only one pair of
+  neighbours (at a pseudo-random place in the block, the same on both sides:
+  :func:`pair_select_expr`) is upscaled to the reference's display size (bicubic), and libvmaf
+  scores the first of each pair (``n_subsample=2``), so its motion feature still compares
+  neighbouring frames (scoring lone frames ``N`` apart read ~2.5 VMAF points high). The pair's
+  place varies from block to block (stratified jittered sampling) because a fixed period aliases
+  with content that repeats at that period: on a game-of-life clip, the pair at the start of every
+  5th frame read 0.53 points off the every-frame score, the jittered pair 0.09;
 * the **decode check is folded in**: the encodes are read with ``-xerror`` (any decode error fails
   the pass) and ffmpeg's own per-input statistics (``-v verbose``: "N frames decoded; K decode
   errors") give each encode's decoded frame count; when the pass fails, the caller falls back to
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import tempfile
@@ -63,6 +68,42 @@ class Distorted:
     chain: list[str] = field(default_factory=list)
 
 
+def pair_offset(block: int, step: int) -> int:
+    """Where the scored pair starts inside block ``block`` of ``step`` frames: a fixed pseudo-random
+    offset in ``0 .. step-2`` (the GLSL-style ``fract(sin(x) * 43758.5453)`` hash), the same value
+    :func:`pair_select_expr` computes inside ffmpeg."""
+    return math.floor((step - 1) * math.modf(abs(math.sin(block * 12.9898)) * 43758.5453)[0])
+
+
+def pair_select_expr(step: int) -> str:
+    """An ffmpeg ``select`` expression (commas escaped for a filter graph) that keeps one pair of
+    neighbouring frames in every block of ``step`` frames, at :func:`pair_offset` in the block.
+
+    Stratified jittered sampling: every stretch of the video is sampled equally, as with a fixed
+    period, but the pair's place in its block varies, so content that repeats with the sampling
+    period (a synthetic pattern, a fixed GOP, telecine cadence) cannot bias the mean.
+    """
+    if step < 3:
+        raise ValueError(f"pairs need blocks of at least 3 frames, got {step}")
+    hashed = f"mod(abs(sin(floor(n/{step})*12.9898))*43758.5453\\,1)"
+    offset = f"floor({step - 1}*{hashed})"
+    return f"between(mod(n\\,{step})-{offset}\\,0\\,1)"
+
+
+MIN_SCORED_FRAMES = 30  # subsampling never scores fewer frames than this (nor fewer than 1 in 3)
+
+
+def effective_subsample(n_subsample: int, frames: int | None) -> int:
+    """The ``n_subsample`` to use on a video of ``frames`` frames: the asked one, lowered so that at
+    least :data:`MIN_SCORED_FRAMES` frames are scored (a pooled score over fewer frames strays
+    from the every-frame score: its error grows as one over the square root of their count), and 1
+    (every frame) when that leaves blocks too small to hold a pair of neighbours."""
+    step = max(1, int(n_subsample))
+    if frames and frames // step < MIN_SCORED_FRAMES:
+        step = int(frames) // MIN_SCORED_FRAMES
+    return step if step >= 3 else 1
+
+
 def _cores(threads: int) -> int:
     return threads if threads > 0 else (os.cpu_count() or 1)
 
@@ -84,9 +125,9 @@ def score_argv(
     step = int(n_subsample)
     if step < 1:
         raise ValueError(f"n_subsample must be >= 1, got {n_subsample}")
-    # Pairs of neighbours (frames kN and kN+1) go through; libvmaf scores the first of each pair
-    # (n_subsample=2), so its motion feature still compares neighbouring frames.
-    pick = [f"select=lt(mod(n\\,{step})\\,2)"] if step > 2 else []
+    # One pair of neighbours per block of N frames goes through; libvmaf scores the first of each
+    # pair (n_subsample=2), so its motion feature still compares neighbouring frames.
+    pick = [f"select={pair_select_expr(step)}"] if step > 2 else []
     vmaf_subsample = 2 if step > 2 else step
     w, h = int(reference.width), int(reference.height)
     argv = [*tools.ffmpeg_argv(loglevel="verbose"), "-filter_complex_threads", str(cores)]
@@ -218,9 +259,11 @@ def score_renditions(
     """Score every rendition of ``source`` with as few decodes of the source as their conditioning
     allows (one, unless e.g. an HDR source has SDR and HDR renditions), each with its decode check.
 
-    Each result is :func:`score_many`'s plus ``decodes`` (the pass ran with ``-xerror`` and ffmpeg
-    counted no decode error), ``frame_count`` (frames decoded) and ``duration`` (video frames over
-    the rendition's rate, or its audio when longer, as the probe of the file says).
+    ``n_subsample`` is lowered for a short source (:func:`effective_subsample`); each result says
+    the one used. Each result is :func:`score_many`'s plus ``decodes`` (the pass ran with
+    ``-xerror`` and ffmpeg counted no decode error), ``frame_count`` (frames decoded) and
+    ``duration`` (video frames over the rendition's rate, or its audio when longer, as the probe of
+    the file says).
     A rendition padded to the audio (scored only up to the source's video length) gets its frame
     count from a full decode of its own (:func:`vam.media.quality.decode_check`).
     Raises :class:`~vam.errors.ToolError` when a rendition does not decode: the caller then checks
@@ -237,6 +280,7 @@ def score_renditions(
         groups.setdefault(key, []).append(i)
         conditionings[key] = conditioning
     results: list[dict[str, Any] | None] = [None] * len(renditions)
+    n_subsample = effective_subsample(n_subsample, getattr(info, "frame_count", None))
     for key, members in groups.items():
         conditioning = conditionings[key]
         reference = rendition_reference(source, info, conditioning)

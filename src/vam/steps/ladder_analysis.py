@@ -2,9 +2,9 @@
 
 Three steps, each its own task in ``vam_process`` (:mod:`vam.media.per_title` does the work):
 
-* :func:`candidates` (one task): picks the samples from a fast activity scan and returns one item
-  per candidate size, to map over; for a profile without ``per_title`` it returns one item saying
-  the ladder is fixed, so the mapping still has something to run (a no-op).
+* :func:`candidates` (one task): picks the samples from the source's packets (nothing decoded)
+  and returns one item per candidate size, to map over; for a profile without ``per_title`` it
+  returns one item saying the ladder is fixed, so the mapping still has something to run (a no-op).
 * :func:`trial` (one task per size): encodes the samples at every trial CRF and scores them;
   the points go to the catalog (``ladder_trials``) and back through XCom (a few numbers).
 * :func:`choose` (called by :func:`vam.steps.plan.plan` with the trials): the convex hull and the
@@ -31,7 +31,7 @@ CHART_NAME = "ladder_hull.png"
 def candidates(rt: Runtime, asset_id: str, profile: str | None = None) -> list[dict[str, Any]]:
     """One item per candidate size to try (``{"name": "720p", "height", "samples", "profile_key",
     "profile_sha256"}``), or ``[{"name": "fixed ladder", "fixed": True}]`` for a fixed profile."""
-    from vam.media.per_title import candidate_heights, choose_samples, scene_activity
+    from vam.media.per_title import candidate_heights, choose_samples, packet_scan
 
     prof = rt.profile(profile)
     if prof.per_title is None:
@@ -40,10 +40,10 @@ def candidates(rt: Runtime, asset_id: str, profile: str | None = None) -> list[d
     asset = load_asset(rt, asset_id)
     info = source_meta(asset)
     started = time.monotonic()
-    scores = scene_activity(rt.source_file(asset), threads=rt.settings.ffmpeg_threads)
+    packets = packet_scan(rt.source_file(asset))
     duration = float(info.video_duration or info.duration)
     samples = choose_samples(
-        scores, duration, count=prof.per_title.samples, seconds=prof.per_title.sample_seconds
+        packets, duration, count=prof.per_title.samples, seconds=prof.per_title.sample_seconds
     )
     heights = candidate_heights(info, prof.per_title)
     with rt.catalog() as cat:
