@@ -45,7 +45,7 @@ CLIPS = {
         "[a][box]overlay=x='1360+20*sin(t)':y=600"
     ),
     "animation": (  # flat colours, hard edges, lots of movement
-        "life=s=480x270:r=25:mold=10:ratio=0.1:death_color=#C83232:life_color=#00ff00,"
+        "life=s=480x270:r=25:mold=10:ratio=0.1:seed=7:death_color=#C83232:life_color=#00ff00,"
         "scale=1920:1080:flags=neighbor"
     ),
     "motion": (  # everything moves (the transcode benchmark's source)

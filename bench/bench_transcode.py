@@ -559,6 +559,7 @@ def print_report(
     )
     ladder = ", ".join(f"{x.name} {x.width}x{x.height} {x.codec} crf {x.crf} {x.preset}" for x in plans)
     print(f"profile : {prof.key}: {ladder}; VMAF {prof.vmaf_model} n_subsample {prof.vmaf_n_subsample}")
+    print(f"enrich  : {'off (VAM_ENRICHMENT=false)' if getattr(args, 'no_enrichment', False) else 'on'}")
     if args.seconds < 20:
         print(f"note    : a {args.seconds:g} s clip; the < {TARGET_TRANSCODE_RATIO} aim is for 20 s or more")
     if setup is not None:
@@ -688,6 +689,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="rendition",
         help="VAM_ENCODE_GROUPING of the pipeline run; both: one run each (default rendition)",
     )
+    parser.add_argument(
+        "--no-enrichment",
+        action="store_true",
+        help="VAM_ENRICHMENT=false: the media pipeline and its quality checks only",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (printed at the end)")
     parser.add_argument(
         "--cold", action="store_true", help="do not create the Airflow metadata DB before timing the pipeline"
@@ -731,9 +737,10 @@ def main(argv: list[str] | None = None) -> int:
                 progress(f"vam process --profile {prof.key}, grouping {grouping} (a few minutes)")
                 run_dir = work / grouping
                 run_dir.mkdir()
-                pipelines[grouping] = run_pipeline(
-                    source, args.profile, {**env, "VAM_ENCODE_GROUPING": grouping}, run_dir
-                )
+                run_env = {**env, "VAM_ENCODE_GROUPING": grouping}
+                if args.no_enrichment:
+                    run_env["VAM_ENRICHMENT"] = "false"
+                pipelines[grouping] = run_pipeline(source, args.profile, run_env, run_dir)
                 status = pipelines[grouping].result.get("status")
                 progress(f"pipeline ({grouping}): {status} in {pipelines[grouping].usage.wall:.1f} s")
                 if status != "ready":  # still measured and reported: the tasks that ran have timings

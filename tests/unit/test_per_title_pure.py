@@ -134,6 +134,16 @@ def test_choose_ladder_targets_caps_and_jnd_pruning():
     only = pt.choose_ladder(trials, low_cap, INFO)["rungs"][0]
     assert only["target_met"] is False
     assert "cannot be reached" in only["reason"] or "above the cap" in only["reason"]
+    # out of reach and flat near the cap (grain): the fewest bits within a sixth of a JND of the best
+    grain = {"height": 1080, "width": 1920, "points": [
+        {"width": 1920, "height": 1080, "size": 1080, "crf": 20, "bitrate_kbps": 6000, "vmaf": 89.6},
+        {"width": 1920, "height": 1080, "size": 1080, "crf": 28, "bitrate_kbps": 3900, "vmaf": 89.3},
+        {"width": 1920, "height": 1080, "size": 1080, "crf": 36, "bitrate_kbps": 1100, "vmaf": 74.9},
+    ]}  # fmt: skip
+    top = pt.choose_ladder([grain], replace(prof, rungs=prof.rungs[:1]), INFO)["rungs"][0]
+    assert (top["target_met"], top["crf"]) == (False, 28)
+    assert top["predicted_vmaf"] >= 89.6 - 1.0
+    assert "fewest bits within 1.0 of the best, 89.6" in top["reason"]
     # a source so easy every size saturates: lower rungs within a JND saving little are dropped
     flat = [curve(1080, 1920, 100, 100), curve(720, 1280, 95, 100)]
     easy = pt.choose_ladder(flat, prof, INFO)

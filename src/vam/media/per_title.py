@@ -23,7 +23,8 @@ The analysis, in the order the pipeline runs it (:mod:`vam.steps.ladder_analysis
    of the rung above is interpolated (VMAF and log bitrate, piecewise linear in CRF) to the CRF that
    reaches the rung's ``target_vmaf`` (rounded down: never below target); the size that needs the
    fewest bits within the rung's cap (``video_bitrate_kbps``) wins. A rung that cannot reach its
-   target within its cap takes the best VMAF under the cap and says so (``target_met: false`` and a
+   target within its cap takes the best VMAF under the cap (the fewest bits within a sixth of a
+   JND of it: where the curve goes flat, more bits buy nothing) and says so (``target_met: false`` and a
    ``reason``). A rung within one JND (``jnd`` VMAF points) of the rung kept above it that also saves
    less than ``min_bitrate_step`` of its bits adds nothing and is dropped, with the reason.
 4. :func:`hull_chart` draws the points, the hull and the chosen rungs (matplotlib, PNG).
@@ -351,12 +352,19 @@ def choose_ladder(trials: list[dict[str, Any]], profile: Profile, info: MediaInf
                 f"among {', '.join(f'{h}p' for h in sizes)} (cap {cap:g} kb/s)"
             )
         elif capped:
-            best = max(capped, key=lambda o: (o["predicted_vmaf"], -o["predicted_kbps"]))
+            # the best VMAF under the cap, but not at any price: near the cap a grainy source's curve
+            # goes flat (CRF 23 at 6 Mb/s and CRF 28 at 4 Mb/s both score 89), so the rung takes the
+            # fewest bits within a sixth of a JND of the best
+            top = max(o["predicted_vmaf"] for o in capped)
+            near = [o for o in capped if o["predicted_vmaf"] >= top - per_title.jnd / 6]
+            best = min(near, key=lambda o: (o["predicted_kbps"], -o["height"]))
             met = False
             why = (
                 f"VMAF {target:g} cannot be reached within the cap of {cap:g} kb/s: best under the cap "
                 f"is {best['height']}p CRF {best['crf']} at VMAF {best['predicted_vmaf']:.1f}"
             )
+            if top - best["predicted_vmaf"] > 0.05:
+                why += f" (the fewest bits within {per_title.jnd / 6:.1f} of the best, {top:.1f})"
         else:
             h = min(sizes)
             crf, vmaf, rate = _options(curves[h])[-1]
