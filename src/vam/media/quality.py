@@ -168,8 +168,9 @@ def _pooled(pooled: dict[str, Any], metric: str) -> dict[str, float]:
     return {k: float(values[k]) for k in _POOLS}
 
 
-def parse_vmaf_log(data: dict[str, Any]) -> dict[str, Any]:
-    """The pooled and per-frame scores of a libvmaf JSON log."""
+def parse_vmaf_log(data: dict[str, Any], *, vmaf_only: bool = False) -> dict[str, Any]:
+    """The pooled and per-frame scores of a libvmaf JSON log (``vmaf_only``: a log without SSIM and
+    PSNR, which are then None)."""
     pooled = data.get("pooled_metrics") or {}
     frames = []
     for frame in data.get("frames") or []:
@@ -182,6 +183,9 @@ def parse_vmaf_log(data: dict[str, Any]) -> dict[str, Any]:
                 "psnr_y": metrics.get("psnr_y"),
             }
         )
+    if vmaf_only:
+        return {"vmaf": _pooled(pooled, "vmaf"), "ssim": None, "psnr": None, "psnr_components": None,
+                "frames": frames, "frames_scored": len(frames)}  # fmt: skip
     psnr = _pooled(pooled, "psnr_y")
     return {
         "vmaf": _pooled(pooled, "vmaf"),
