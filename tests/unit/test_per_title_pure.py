@@ -226,12 +226,3 @@ def test_short_videos_score_enough_frames():
     assert effective_subsample(10, 89) == 1  # blocks of 2 hold no pair of neighbours: every frame
     assert effective_subsample(5, None) == 5  # frame count unknown: as asked
     assert effective_subsample(1, 1500) == 1
-
-
-def test_hard_content_gets_one_more_trial_crf_under_the_lowest_cap():
-    prof = load_profile("per-title", PROFILES)  # 1080p rungs capped 6000/4000/2400; 540p rung 800
-    assert pt.extended_crf(prof, 1080, [20, 28, 36], 2500.0) == 44  # above 2400: one step more
-    assert pt.extended_crf(prof, 1080, [20, 28, 36], 2300.0) is None  # under every 1080p cap
-    assert pt.extended_crf(prof, 540, [20, 28, 36], 900.0) == 44  # the 540p rung's cap is 800
-    assert pt.extended_crf(prof, 1080, [30, 40, 50], 9000.0) == 51  # never past the encoder's range
-    assert pt.extended_crf(prof, 1080, [31, 41, 51], 9000.0) is None

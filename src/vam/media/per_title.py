@@ -14,13 +14,10 @@ The analysis, in the order the pipeline runs it (:mod:`vam.steps.ladder_analysis
    own single sample.
 2. **Trials** (:func:`run_trial`, one per candidate size: a mapped task each): one ffmpeg process
    reads just the samples (input seeking), joins them, scales once and encodes every trial CRF
-   through a ``split``, each capped at the profile's highest cap (no rung may use more). Where the
-   highest trial CRF still needs more bits than the lowest cap of the rungs that may use the size,
-   one more CRF a step higher is tried (:func:`extended_crf`), so hard content has points under
-   every cap at every size. A second process decodes the samples once and scores every trial
-   against them with VMAF upscaled to the source's display size
-   (:func:`vam.media.scoring.score_many`, VMAF alone). Each trial is a point (size, CRF, bitrate,
-   VMAF).
+   through a ``split``, each capped at the profile's highest cap (no rung may use more). A second
+   process decodes the samples once and scores every trial against them with VMAF upscaled to the
+   source's display size (:func:`vam.media.scoring.score_many`, VMAF alone). Each trial is a point
+   (size, CRF, bitrate, VMAF).
 3. **Hull and rungs** (:func:`convex_hull`, :func:`choose_ladder`): the upper convex hull of VMAF
    against log bitrate over every point shows which size is efficient at which rate. For each rung
    (highest target first), every candidate size no larger than the rung's ``height`` and the size
@@ -62,7 +59,6 @@ from vam.media.types import MediaInfo, PerTitle, Profile, RenditionPlan, Rung
 
 log = logging.getLogger(__name__)
 
-MAX_CRF = {"h264": 51, "hevc": 51, "av1": 63}  # the encoders' highest CRF
 TRIAL_CAP_KBPS = 200_000  # a trial above every cap of the profile is held to this (see trial_plan)
 
 
@@ -212,19 +208,6 @@ def trial_encode_argv(
     return argv
 
 
-def extended_crf(profile: Profile, height: int, crfs: list[int], highest_kbps: float) -> int | None:
-    """One more trial CRF, a step past the highest, when the highest still needs more bits than the
-    lowest cap of the rungs that may use ``height`` (hard content: game-of-life animation needs
-    2.5 Mb/s at 1080p CRF 36, so a 2.4 Mb/s rung had only 360p to choose from); else None."""
-    caps = [r.video_bitrate_kbps for r in profile.rungs if r.height >= height and r.video_bitrate_kbps]
-    if not caps or len(crfs) < 2 or highest_kbps <= min(caps):
-        return None
-    limit = MAX_CRF.get(profile.rungs[0].codec, 51)
-    if crfs[-1] >= limit:
-        return None
-    return min(crfs[-1] + (crfs[-1] - crfs[-2]), limit)
-
-
 def run_trial(
     source: Path,
     info: MediaInfo,
@@ -234,8 +217,7 @@ def run_trial(
     *,
     threads: int = 0,
 ) -> dict[str, Any]:
-    """Encode the samples at ``height`` with every trial CRF (and one more where the content is hard:
-    :func:`extended_crf`) and score them: ``{"height", "width",
+    """Encode the samples at ``height`` with every trial CRF and score them: ``{"height", "width",
     "points": [{"width", "height", "crf", "bitrate_kbps", "vmaf", "vmaf_min", "bytes"}],
     "encode_seconds", "score_seconds"}``."""
     per_title = profile.per_title or PerTitle()
@@ -246,14 +228,6 @@ def run_trial(
         outs = [Path(tmp) / f"{p.name}.mp4" for p in plans]
         started = time.monotonic()
         tools.run(trial_encode_argv(source, info, samples, plans, outs, threads=threads))
-        highest = outs[-1].stat().st_size * 8 / seconds / 1000 if seconds else 0.0
-        extra = extended_crf(profile, height, list(per_title.crfs), highest)
-        if extra is not None:
-            log.info("%dp at CRF %d still needs %.0f kb/s: one more trial at CRF %d", height,
-                     per_title.crfs[-1], highest, extra)  # fmt: skip
-            plans.append(trial_plan(info, profile, rung, height, extra))
-            outs.append(Path(tmp) / f"{plans[-1].name}.mp4")
-            tools.run(trial_encode_argv(source, info, samples, plans[-1:], outs[-1:], threads=threads))
         encoded = time.monotonic() - started
         conditioning = reference_conditioning(info, outs[0], trimmed=True)
         chain = list(deinterlace_filters(info))
