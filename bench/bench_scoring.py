@@ -18,13 +18,12 @@ CPU of each pass against the CPU of encoding the ladder (user+system of the ffmp
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from bench_per_title import CLIPS, make_clip
+from bench_per_title import CLIPS, cpu, make_clip
 
 from vam.media import scoring, tools
 from vam.media.encode import encode_rendition
@@ -32,11 +31,6 @@ from vam.media.ladder import plan_ladder
 from vam.media.probe import probe
 from vam.media.profiles import load_profile
 from vam.settings import load_settings
-
-
-def cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def periodic(step: int) -> str:
