@@ -215,7 +215,7 @@ class Mover:
         if src_store is dst_store and not _s3_single_copy(dst_store, e):
             dst_store.copy(e.src_uri, e.dst_uri, storage_class=e.dst_class)
         elif src_store is not dst_store:
-            _copy_across(e.src_uri, e.dst_uri, e.dst_class)
+            storage.transfer(e.src_uri, e.dst_uri, storage_class=e.dst_class)
         fault("copied", uri=e.dst_uri)
         return Entry(**{**e.__dict__, "sha256": expected})
 
@@ -321,20 +321,3 @@ def _s3_single_copy(store: Any, e: Entry) -> bool:
     except (ClientError, BotoCoreError) as exc:
         raise StorageError(f"cannot copy {e.src_uri} to {e.dst_uri}: {exc}") from exc
     return True
-
-
-def _copy_across(src_uri: str, dst_uri: str, storage_class: str | None) -> None:
-    """Copy between two stores (or a store and local files) without verifying (the mover does)."""
-    import tempfile
-    from pathlib import Path
-
-    src_store, dst_store = storage.store_for(src_uri), storage.store_for(dst_uri)
-    src_local, dst_local = src_store.local_path(src_uri), dst_store.local_path(dst_uri)
-    if dst_local is not None:
-        src_store.get(src_uri, dst_local)
-    elif src_local is not None:
-        dst_store.put(src_local, dst_uri, storage_class=storage_class)
-    else:
-        with tempfile.TemporaryDirectory(prefix="vam-move-") as tmp:
-            staged = src_store.get(src_uri, Path(tmp) / "object")
-            dst_store.put(staged, dst_uri, storage_class=storage_class)

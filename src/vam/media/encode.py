@@ -366,6 +366,20 @@ def encode_checked(
     return made
 
 
+def add_expectations(result: dict[str, Any], info: MediaInfo, plan: RenditionPlan, elapsed: float) -> None:
+    """Complete an encoded rendition's description (:func:`describe_output`) with its plan's name and
+    GOP, what the quality gate expects of it (:func:`expected_output`) and the encode's seconds."""
+    expected = expected_output(info, plan)
+    result.update(
+        name=plan.name,
+        gop_frames=plan.gop_frames,
+        expected_frame_count=expected["frame_count"],
+        expected_duration=expected["duration"],
+        has_audio=result["audio_codec"] is not None,
+        encode_seconds=round(elapsed, 3),
+    )
+
+
 def encode_rendition(
     source: Path,
     plan: RenditionPlan,
@@ -390,15 +404,7 @@ def encode_rendition(
         size=(plan.width, plan.height),
     )
     elapsed = time.monotonic() - started
-    expected = expected_output(info, plan)
-    result.update(
-        name=plan.name,
-        gop_frames=plan.gop_frames,
-        expected_frame_count=expected["frame_count"],
-        expected_duration=expected["duration"],
-        has_audio=result["audio_codec"] is not None,
-        encode_seconds=round(elapsed, 3),
-    )
+    add_expectations(result, info, plan, elapsed)
     log.info(
         "encoded %s: %s %dx%d %.0f kb/s, %d frames in %.1f s",
         plan.name, result["codec"], result["width"], result["height"],

@@ -20,7 +20,7 @@ from typing import Any
 
 from vam.errors import VamError
 from vam.media import tools
-from vam.media.encode import describe_output, expected_output, ladder_split_argv
+from vam.media.encode import add_expectations, describe_output, ladder_split_argv
 from vam.media.types import MediaInfo, Profile, RenditionPlan
 
 log = logging.getLogger(__name__)
@@ -59,16 +59,8 @@ def encode_group(
                 )
             if made["rotation"]:
                 raise VamError(f"rendition {plan.name!r}: the output still carries a display rotation")
-            expected = expected_output(info, plan)
-            made.update(
-                name=plan.name,
-                gop_frames=plan.gop_frames,
-                expected_frame_count=expected["frame_count"],
-                expected_duration=expected["duration"],
-                has_audio=made["audio_codec"] is not None,
-                encode_seconds=round(elapsed, 3),
-                grouped=True,
-            )
+            add_expectations(made, info, plan, elapsed)
+            made["grouped"] = True
             results.append(made)
         for tmp, out in zip(tmps, outs, strict=True):
             os.replace(tmp, out)

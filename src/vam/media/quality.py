@@ -183,19 +183,14 @@ def parse_vmaf_log(data: dict[str, Any], *, vmaf_only: bool = False) -> dict[str
                 "psnr_y": metrics.get("psnr_y"),
             }
         )
-    if vmaf_only:
-        return {"vmaf": _pooled(pooled, "vmaf"), "ssim": None, "psnr": None, "psnr_components": None,
-                "frames": frames, "frames_scored": len(frames)}  # fmt: skip
-    psnr = _pooled(pooled, "psnr_y")
+    psnr = None if vmaf_only else _pooled(pooled, "psnr_y")
     return {
         "vmaf": _pooled(pooled, "vmaf"),
-        "ssim": _pooled(pooled, "float_ssim"),
+        "ssim": None if vmaf_only else _pooled(pooled, "float_ssim"),
         "psnr": psnr,  # luma
-        "psnr_components": {
-            "psnr_y": psnr,
-            "psnr_cb": _pooled(pooled, "psnr_cb"),
-            "psnr_cr": _pooled(pooled, "psnr_cr"),
-        },
+        "psnr_components": None
+        if vmaf_only
+        else {"psnr_y": psnr, "psnr_cb": _pooled(pooled, "psnr_cb"), "psnr_cr": _pooled(pooled, "psnr_cr")},
         "frames": frames,
         "frames_scored": len(frames),
     }

@@ -175,8 +175,7 @@ def score(rt: Runtime, asset_id: str, renditions: list[Any]) -> list[dict[str, A
         if scores.get("log_path"):
             frames_uri = rt.output_uri(asset_id, prof.key, "quality", f"{rendition['name']}.vmaf.json")
             storage.store_for(frames_uri).put(scores["log_path"], frames_uri, content_type="application/json")
-        used = scores.get("n_subsample", prof.vmaf_n_subsample)
-        result = _result(rendition, scores, scores, prof.vmaf_model, used, frames_uri)
+        result = _result(rendition, scores, scores, prof.vmaf_model, prof.vmaf_n_subsample, frames_uri)
         result.update(scored=True, scoring_seconds=scores.get("elapsed_seconds"))
         results.append(result)
     shutil.rmtree(work, ignore_errors=True)

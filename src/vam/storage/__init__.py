@@ -279,6 +279,21 @@ def _same_object(src_uri: str, dst_uri: str, src_store: ObjectStore, dst_store: 
     return parse_uri(src_uri) == parse_uri(dst_uri)
 
 
+def transfer(src_uri: str, dst_uri: str, *, storage_class: str | None = None) -> None:
+    """Copy an object from one store to another (or between a store and local files), unverified:
+    straight to or from a local path where either side has one, else staged in a temp file."""
+    src_store, dst_store = store_for(src_uri), store_for(dst_uri)
+    src_local, dst_local = src_store.local_path(src_uri), dst_store.local_path(dst_uri)
+    if dst_local is not None:
+        src_store.get(src_uri, dst_local)
+    elif src_local is not None:
+        dst_store.put(src_local, dst_uri, storage_class=storage_class)
+    else:
+        with tempfile.TemporaryDirectory(prefix="vam-copy-") as tmp:
+            staged = src_store.get(src_uri, Path(tmp) / (Path(parse_uri(src_uri)[2]).name or "object"))
+            dst_store.put(staged, dst_uri, storage_class=storage_class)
+
+
 def copy_verified(src_uri: str, dst_uri: str, *, storage_class: str | None = None) -> ObjectInfo:
     """Copy an object, within one store or across stores, then prove the copy by re-reading it.
 
@@ -292,15 +307,7 @@ def copy_verified(src_uri: str, dst_uri: str, *, storage_class: str | None = Non
     if src_store is dst_store:
         dst_store.copy(src_uri, dst_uri, storage_class=storage_class)
     else:
-        src_local, dst_local = src_store.local_path(src_uri), dst_store.local_path(dst_uri)
-        if dst_local is not None:
-            src_store.get(src_uri, dst_local)
-        elif src_local is not None:
-            dst_store.put(src_local, dst_uri, storage_class=storage_class)
-        else:
-            with tempfile.TemporaryDirectory(prefix="vam-copy-") as tmp:
-                staged = src_store.get(src_uri, Path(tmp) / (Path(parse_uri(src_uri)[2]).name or "object"))
-                dst_store.put(staged, dst_uri, storage_class=storage_class)
+        transfer(src_uri, dst_uri, storage_class=storage_class)
     actual = sha256_object(dst_uri)
     if actual != expected:
         dst_store.delete(dst_uri)
